@@ -1,0 +1,313 @@
+// warden::actor<K, V>: the GenServer shape. One owner thread holds an absl::flat_hash_map;
+// every operation, reads included, is a message to it. Casts (put/erase) return at once;
+// calls (everything else) wait for the reply in the caller's thread record (brief spin, then
+// a futex). The owner drains its whole mailbox per wake-up and replies to each call as soon
+// as it has run. It is warden's honest baseline for the table, with the same meanings:
+//  - per-producer FIFO casts; flush() = read-your-writes; a call is ordered behind its
+//    thread's earlier casts (one mailbox);
+//  - transact all-or-nothing, its exception carried to the caller; snapshot at one instant
+//    (the owner runs it, so nothing else happens meanwhile);
+//  - anything called on the actor from its own thread (inside a transact or snapshot
+//    function) is a reentrancy_error; the owner never dies from user code;
+//  - destruction drains: every accepted cast is applied, calls in flight complete.
+#pragma once
+
+#include <concepts>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
+
+#include "warden/detail/owner.hpp"
+#include "warden/error.hpp"
+#include "warden/options.hpp"
+#include "warden/transaction.hpp"
+
+namespace warden {
+namespace detail {
+
+template <class K, class V, class Hash, class Eq>
+struct actor_engine {
+  using map_type = absl::flat_hash_map<K, V, Hash, Eq>;
+  using call_t = call<actor_engine>;
+  struct put_op {
+    K key;
+    V value;
+  };
+  struct erase_op {
+    K key;
+  };
+  struct message {
+    std::variant<put_op, erase_op, call_t*> op;
+    thread_record* sender = nullptr;
+    std::uint64_t generation = 0;
+  };
+
+  actor_engine(const actor_options& opts, Hash hash, Eq eq)
+      : id(registry::instance().acquire_id()),
+        map(0, std::move(hash), std::move(eq)),
+        thread(opts.mailbox_capacity) {
+    thread.start(id, [this](std::vector<message>& batch) { process(batch); });
+  }
+  actor_engine(const actor_engine&) = delete;
+  actor_engine& operator=(const actor_engine&) = delete;
+  ~actor_engine() {
+    thread.stop();
+    registry::instance().release_id(id);
+  }
+
+  static const V* find_thunk(const void* self, const K& key) {
+    const map_type& m = static_cast<const actor_engine*>(self)->map;
+    auto it = m.find(key);
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+  // Applies a transaction's staged writes. All or nothing: the old values are saved first
+  // and restored if a write throws. Restoring uses the saved values and retries on failure,
+  // since leaving half a transaction behind would break the promise.
+  void commit(const transaction<K, V, Hash, Eq>& tx) {
+    std::vector<std::pair<const K*, std::optional<V>>> undo;
+    undo.reserve(tx.staged().size());
+    try {
+      for (const auto& [key, value] : tx.staged()) {
+        auto it = map.find(key);
+        undo.emplace_back(&key, it == map.end() ? std::nullopt : std::optional<V>(it->second));
+        if (value) {
+          map.insert_or_assign(key, *value);
+        } else {
+          map.erase(key);
+        }
+      }
+    } catch (...) {
+      for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+        for (auto pause = std::chrono::microseconds(100);; pause *= 2) {
+          try {
+            if (it->second) {
+              map.insert_or_assign(*it->first, *it->second);
+            } else {
+              map.erase(*it->first);
+            }
+            break;
+          } catch (...) {
+            std::this_thread::sleep_for(std::min(pause, std::chrono::microseconds(100000)));
+          }
+        }
+      }
+      throw;
+    }
+  }
+
+  void process(std::vector<message>& batch) noexcept {
+    for (message& m : batch) {
+      if (auto* p = std::get_if<put_op>(&m.op)) {
+        try {
+          map.insert_or_assign(std::move(p->key), std::move(p->value));
+        } catch (...) {
+          cast_errors.record(m.sender, m.generation, std::current_exception());
+        }
+      } else if (auto* e = std::get_if<erase_op>(&m.op)) {
+        try {
+          map.erase(e->key);
+        } catch (...) {
+          cast_errors.record(m.sender, m.generation, std::current_exception());
+        }
+      } else {
+        call_t* c = std::get<call_t*>(m.op);
+        if (c->run != nullptr) c->run(*c, *this);
+        complete(*c);
+      }
+    }
+  }
+
+  const std::uint32_t id;
+  map_type map;  // owned by the actor thread
+  cast_error_log cast_errors;
+  owner_thread<message> thread;  // last: started after everything it uses exists
+};
+
+}  // namespace detail
+
+template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
+class actor {
+  using engine = detail::actor_engine<K, V, Hash, Eq>;
+
+ public:
+  using key_type = K;
+  using mapped_type = V;
+  using hasher = Hash;
+  using key_equal = Eq;
+  using tx_type = transaction<K, V, Hash, Eq>;
+
+  // What a snapshot function receives; it runs on the actor's thread, so the map holds still.
+  class view {
+   public:
+    std::optional<V> get(const K& key) const {
+      auto it = map_->find(key);
+      return it == map_->end() ? std::nullopt : std::optional<V>(it->second);
+    }
+    bool contains(const K& key) const { return map_->contains(key); }
+    std::size_t size() const { return map_->size(); }
+    template <class F>
+    void for_each(F&& f) const {
+      for (const auto& [k, v] : *map_) f(k, v);
+    }
+
+   private:
+    friend class actor;
+    explicit view(const typename engine::map_type* map) : map_(map) {}
+    view(const view&) = delete;
+    view& operator=(const view&) = delete;
+    const typename engine::map_type* map_;
+  };
+  using view_type = view;
+
+  actor() : actor(actor_options{}) {}
+  explicit actor(const actor_options& options, Hash hash = Hash(), Eq eq = Eq())
+      : e_(make_engine(options, std::move(hash), std::move(eq))) {}
+  actor(actor&&) noexcept = default;
+  actor& operator=(actor&&) noexcept = default;
+  actor(const actor&) = delete;
+  actor& operator=(const actor&) = delete;
+  ~actor() = default;
+
+  std::optional<V> get(const K& key) const {
+    return call_owner([&](engine& e) -> std::optional<V> {
+      auto it = e.map.find(key);
+      return it == e.map.end() ? std::nullopt : std::optional<V>(it->second);
+    });
+  }
+  bool contains(const K& key) const {
+    return call_owner([&](engine& e) { return e.map.contains(key); });
+  }
+  std::size_t size() const {
+    return call_owner([](engine& e) { return e.map.size(); });
+  }
+
+  void put(K key, V value) { cast(typename engine::put_op{std::move(key), std::move(value)}, false); }
+  bool try_put(K key, V value) {
+    return cast(typename engine::put_op{std::move(key), std::move(value)}, true);
+  }
+  void erase(K key) { cast(typename engine::erase_op{std::move(key)}, false); }
+  bool try_erase(K key) { return cast(typename engine::erase_op{std::move(key)}, true); }
+
+  // Returns once every cast this thread sent before is applied; rethrows the first error of
+  // those casts since this thread's last flush, if any.
+  void flush() {
+    engine& e = checked();
+    call_owner([](engine&) {});
+    if (auto err = e.cast_errors.take(detail::current_record())) std::rethrow_exception(err);
+  }
+
+  V update_counter(const K& key, V delta)
+    requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>)
+  {
+    return call_owner([&](engine& e) {
+      auto it = e.map.find(key);
+      if (it == e.map.end()) return e.map.emplace(key, static_cast<V>(V{} + delta)).first->second;
+      it->second = static_cast<V>(it->second + delta);
+      return it->second;
+    });
+  }
+
+  template <class F>
+    requires std::invocable<F&, tx_type&>
+  std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
+    using R = std::invoke_result_t<F&, tx_type&>;
+    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
+    return call_owner([&](engine& e) -> R {
+      tx_type tx(&engine::find_thunk, &e, e.map.hash_function(), e.map.key_eq());
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn, tx);
+        e.commit(tx);
+      } else {
+        R result = std::invoke(fn, tx);
+        e.commit(tx);
+        return result;
+      }
+    });
+  }
+
+  // Runs fn(view) on the actor's thread: one instant, since nothing else runs meanwhile.
+  template <class F>
+    requires std::invocable<F&, view&>
+  std::invoke_result_t<F&, view&> snapshot(F&& fn) const {
+    using R = std::invoke_result_t<F&, view&>;
+    static_assert(!std::is_reference_v<R>, "a snapshot function must return by value");
+    return call_owner([&](engine& e) -> R {
+      view v(&e.map);
+      return std::invoke(fn, v);
+    });
+  }
+
+ private:
+  static std::unique_ptr<engine> make_engine(const actor_options& options, Hash hash, Eq eq) {
+    detail::validate(options);
+    return std::make_unique<engine>(options, std::move(hash), std::move(eq));
+  }
+
+  engine& checked() const {
+    if (WARDEN_UNLIKELY(!e_)) throw closed_error();
+    return *e_;
+  }
+
+  static detail::thread_record& not_on_owner(const engine& e) {
+    detail::thread_record& rec = detail::current_record();
+    if (rec.owner_of == e.id) throw reentrancy_error("an actor operation from its own thread");
+    return rec;
+  }
+
+  // Runs fn(engine&) on the actor's thread and returns its result (or rethrows).
+  template <class Fn>
+  std::invoke_result_t<Fn&, engine&> call_owner(Fn&& fn) const {
+    using R = std::invoke_result_t<Fn&, engine&>;
+    engine& e = checked();
+    detail::thread_record& rec = not_on_owner(e);
+    struct fn_call : engine::call_t {
+      std::remove_reference_t<Fn>* fn;
+      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+    };
+    fn_call c;
+    c.fn = &fn;
+    c.run = [](typename engine::call_t& base, engine& en) {
+      auto& self = static_cast<fn_call&>(base);
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(*self.fn, en);
+        } else {
+          self.result.emplace(std::invoke(*self.fn, en));
+        }
+      } catch (...) {
+        self.error = std::current_exception();
+      }
+    };
+    detail::begin_call<engine>(c, rec, 1);
+    e.thread.box().push_call(typename engine::message{&c, &rec, 0});
+    detail::await(c);
+    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
+  }
+
+  bool cast(typename engine::put_op&& op, bool try_only) { return cast_message(std::move(op), try_only); }
+  bool cast(typename engine::erase_op&& op, bool try_only) {
+    return cast_message(std::move(op), try_only);
+  }
+
+  template <class Op>
+  bool cast_message(Op&& op, bool try_only) {
+    engine& e = checked();
+    detail::thread_record& rec = not_on_owner(e);
+    typename engine::message m{std::forward<Op>(op), &rec, rec.generation};
+    if (try_only) return e.thread.box().try_push_cast(std::move(m));
+    e.thread.box().push_cast(std::move(m), [] {});
+    return true;
+  }
+
+  std::unique_ptr<engine> e_;
+};
+
+}  // namespace warden

@@ -1,0 +1,18 @@
+// Build-time requirements and small portability macros shared by every warden header.
+#pragma once
+
+#include <absl/base/config.h>
+
+#if defined(ABSL_LTS_RELEASE_VERSION)
+static_assert(ABSL_LTS_RELEASE_VERSION >= 20220623, "warden needs Abseil LTS 20220623 or newer");
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WARDEN_LIKELY(x) __builtin_expect(!!(x), 1)
+#define WARDEN_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define WARDEN_NOINLINE __attribute__((noinline))
+#else
+#define WARDEN_LIKELY(x) (x)
+#define WARDEN_UNLIKELY(x) (x)
+#define WARDEN_NOINLINE
+#endif

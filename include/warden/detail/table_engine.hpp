@@ -1,0 +1,358 @@
+// The engine behind warden::table: left-right copies per shard, owners that apply batches to
+// the idle copies and publish them with one atomic flip.
+//
+// Layout. Keys map to shards by hash bits 32..47 (absl's probe uses bits 0..31 of the same
+// hash, so the shard choice does not thin out a shard's probe bits). Each shard holds two
+// absl::flat_hash_map copies, each on its own cache lines. Shard s belongs to owner
+// `shard_owner[s]`; only that owner writes its copies.
+//
+// Publication. One word, `published`, holds one bit per owner: bit i names the copy of owner
+// i's shards that readers use. Readers load the word once per get (or once per snapshot), so
+// a snapshot sees every owner's state at the single instant of that load: a batch, or a
+// transaction spanning owners (whose bits are flipped together by one fetch_xor), is seen
+// whole or not at all.
+//
+// Readers (see thread_registry.hpp) announce `(sequence, table id)` in a word of their own
+// with a seq_cst store, then load `published` (seq_cst). An owner flips its bit (seq_cst RMW)
+// and, before it next writes the copy readers just left, waits until every announcement of
+// this table that it sees has changed. That is the Dekker pair that makes it safe: a reader
+// either is seen and waited for, or read the new bit. Owners defer that wait to the next
+// batch, by which time readers have almost always moved on, so it rarely waits at all.
+//
+// Writes. Owner i drains its mailbox; before the batch's first write it waits for readers of
+// the idle copy and replays the previous batch's log into it (the two copies are then equal);
+// it applies the batch to the idle copy, logging each write; then flips bit i and completes
+// the batch's calls. Each write is thus applied twice (once copied, once moved on replay),
+// and the memory is two maps: the price of reads that never wait and never retry.
+//
+// Transactions spanning owners (owners > 1) stop every owner at a barrier: the caller posts
+// one part to each owner (under `cross_post_mutex`, so all owners see such transactions in
+// one order and two barriers never wait on each other); each owner publishes its pending
+// batch, readies its idle copy and arrives; the last to arrive runs the function over all
+// idle copies, commits, flips all touched bits with one fetch_xor and releases the others.
+//
+// A snapshot held open delays only the owner's next write to the copy it reads (the wait
+// above); the owner keeps accepting casts meanwhile and catches up once the snapshot closes.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "warden/detail/owner.hpp"
+#include "warden/detail/thread_registry.hpp"
+#include "warden/options.hpp"
+#include "warden/transaction.hpp"
+
+namespace warden::detail {
+
+static_assert(sizeof(std::size_t) == 8, "warden's shard selection assumes 64-bit hashes");
+
+template <class K>
+struct prehashed_key {
+  const K* key;
+  std::size_t hash;
+};
+
+// Transparent hash/eq so a lookup reuses the hash the caller computed for the shard choice.
+template <class K, class Hash>
+struct inner_hash {
+  using is_transparent = void;
+  Hash hash;
+  std::size_t operator()(const K& k) const { return hash(k); }
+  std::size_t operator()(const prehashed_key<K>& p) const { return p.hash; }
+};
+
+template <class K, class Eq>
+struct inner_eq {
+  using is_transparent = void;
+  Eq eq;
+  bool operator()(const K& a, const K& b) const { return eq(a, b); }
+  bool operator()(const K& a, const prehashed_key<K>& b) const { return eq(a, *b.key); }
+  bool operator()(const prehashed_key<K>& a, const K& b) const { return eq(*a.key, b); }
+};
+
+template <class K, class V, class Hash, class Eq>
+class table_engine {
+ public:
+  using map_type = absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>;
+  using tx_type = transaction<K, V, Hash, Eq>;
+
+  struct alignas(kFalseSharingRange) copy_slot {
+    map_type map;
+  };
+  struct shard {
+    copy_slot copies[2];
+  };
+
+  struct owner;
+  using call_t = call<owner>;
+
+  struct put_op {
+    K key;
+    V value;
+    std::size_t hash;
+  };
+  struct erase_op {
+    K key;
+    std::size_t hash;
+  };
+  struct message {
+    std::variant<put_op, erase_op, call_t*> op;
+    thread_record* sender = nullptr;
+    std::uint64_t generation = 0;
+  };
+
+  // A write applied to the idle copy, kept to replay onto the other copy after the flip.
+  struct logged {
+    std::uint32_t shard;
+    std::optional<V> value;  // nullopt: erase
+    K key;
+  };
+
+  struct owner {
+    owner(table_engine* e, std::uint32_t i, std::size_t capacity)
+        : engine(e), index(i), thread(capacity) {}
+    table_engine* const engine;
+    const std::uint32_t index;
+    std::vector<logged> oplog;     // writes the idle copy has and the published one lacks, or
+                                   // (after a flip) the reverse
+    bool idle_ready = true;        // the idle copy equals the published one
+    bool dirty = false;            // the idle copy has unpublished writes
+    std::vector<call_t*> replies;  // calls to complete after the next publication
+    owner_thread<message> thread;
+  };
+
+  table_engine(const table_options& opts, Hash hash, Eq eq)
+      : id(registry::instance().acquire_id()),
+        shard_mask(opts.shards - 1),
+        shards(std::make_unique<shard[]>(opts.shards)),
+        shard_owner(std::make_unique<std::uint8_t[]>(opts.shards)),
+        hasher(std::move(hash)),
+        equal(std::move(eq)) {
+    for (std::size_t s = 0; s < opts.shards; ++s) {
+      shard_owner[s] = static_cast<std::uint8_t>(s % opts.owners);
+      for (auto& c : shards[s].copies) {
+        c.map = map_type(0, inner_hash<K, Hash>{hasher}, inner_eq<K, Eq>{equal});
+      }
+    }
+    owners.reserve(opts.owners);
+    for (std::uint32_t i = 0; i < opts.owners; ++i) {
+      owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity));
+    }
+    for (auto& o : owners) {
+      o->thread.start(id, [this, op = o.get()](std::vector<message>& batch) { process(*op, batch); });
+    }
+  }
+
+  table_engine(const table_engine&) = delete;
+  table_engine& operator=(const table_engine&) = delete;
+
+  // Drains: every accepted message is applied before the owners exit.
+  ~table_engine() {
+    for (auto& o : owners) o->thread.stop();
+    registry::instance().release_id(id);
+  }
+
+  // ---- read side -------------------------------------------------------------------------
+  std::size_t shard_of(std::size_t h) const { return (h >> 32) & shard_mask; }
+
+  const map_type& published_map(std::uint64_t pub, std::size_t s) const {
+    return shards[s].copies[(pub >> shard_owner[s]) & 1].map;
+  }
+
+  // Must be called inside a read section, with `pub` loaded after entering it.
+  const V* find_published(std::uint64_t pub, const K& key, std::size_t h) const {
+    const map_type& m = published_map(pub, shard_of(h));
+    auto it = m.find(prehashed_key<K>{&key, h});
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+  std::uint64_t load_published() const {
+    // seq_cst: the reader's half of the Dekker pair with the owners' flips (file comment).
+    return published.load(std::memory_order_seq_cst);
+  }
+
+  // ---- owner side ------------------------------------------------------------------------
+  // Only the owner of `s` (or the barrier coordinator while that owner is parked) calls this.
+  map_type& idle_map(std::size_t s) {
+    // relaxed: bit i is written only by owner i or by a coordinator whose barrier release
+    // ordered that write before this read.
+    const std::uint64_t pub = published.load(std::memory_order_relaxed);
+    return shards[s].copies[((pub >> shard_owner[s]) & 1) ^ 1].map;
+  }
+
+  const V* find_current(const K& key) {
+    const std::size_t h = hasher(key);
+    map_type& m = idle_map(shard_of(h));
+    auto it = m.find(prehashed_key<K>{&key, h});
+    return it == m.end() ? nullptr : &it->second;
+  }
+
+  static const V* find_current_thunk(const void* self, const K& key) {
+    return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key);
+  }
+
+  void ensure_idle_ready(owner& o) {
+    if (o.idle_ready) return;
+    wait_for_readers(id);
+    std::vector<std::uint32_t> failed;
+    for (logged& e : o.oplog) {
+      try {
+        map_type& m = idle_map(e.shard);
+        if (e.value) {
+          m.insert_or_assign(std::move(e.key), std::move(*e.value));
+        } else {
+          m.erase(e.key);
+        }
+      } catch (...) {
+        failed.push_back(e.shard);
+      }
+    }
+    o.oplog.clear();
+    for (std::uint32_t s : failed) resync_shard(o, s, /*reapply_log=*/false);
+    o.idle_ready = true;
+  }
+
+  // Makes the idle copy of `s` equal to the published one (plus, if `reapply_log`, the
+  // writes of the current batch). Only memory exhaustion can make the copy fail; it is
+  // retried, because publishing a divergent copy would hand readers a state that never was.
+  void resync_shard(owner& o, std::size_t s, bool reapply_log) {
+    // relaxed: as in idle_map().
+    const std::uint64_t pub = published.load(std::memory_order_relaxed);
+    for (auto pause = std::chrono::microseconds(100);; pause *= 2) {
+      try {
+        map_type& idle = idle_map(s);
+        idle = published_map(pub, s);
+        if (reapply_log) {
+          for (const logged& e : o.oplog) {
+            if (e.shard != s) continue;
+            if (e.value) {
+              idle.insert_or_assign(e.key, *e.value);
+            } else {
+              idle.erase(e.key);
+            }
+          }
+        }
+        return;
+      } catch (...) {
+        std::this_thread::sleep_for(std::min(pause, std::chrono::microseconds(100000)));
+      }
+    }
+  }
+
+  // Applies one write to the idle copy of its shard and logs it for the replay. Strong
+  // guarantee: if it throws, the shard and the log are as they were.
+  void write(owner& o, std::size_t h, K&& key, std::optional<V>&& value) {
+    ensure_idle_ready(o);
+    const auto s = static_cast<std::uint32_t>(shard_of(h));
+    o.oplog.push_back(logged{s, value, key});
+    try {
+      map_type& m = idle_map(s);
+      if (value) {
+        m.insert_or_assign(std::move(key), std::move(*value));
+      } else {
+        m.erase(prehashed_key<K>{&o.oplog.back().key, h});
+      }
+    } catch (...) {
+      o.oplog.pop_back();
+      resync_shard(o, s, /*reapply_log=*/true);
+      throw;
+    }
+    o.dirty = true;
+  }
+
+  // Commits a transaction's staged writes to the idle copies (of any owner: the caller
+  // guarantees every owner involved is ready and not running). Returns the bit mask of owners
+  // written. All or nothing: on an exception every touched shard is restored.
+  std::uint64_t commit(const tx_type& tx) {
+    std::vector<std::size_t> log_sizes(owners.size());
+    for (std::size_t i = 0; i < owners.size(); ++i) log_sizes[i] = owners[i]->oplog.size();
+    std::uint64_t touched = 0;
+    try {
+      for (const auto& [key, value] : tx.staged()) {
+        const std::size_t h = hasher(key);
+        owner& o = *owners[shard_owner[shard_of(h)]];
+        write(o, h, K(key), std::optional<V>(value));
+        touched |= std::uint64_t{1} << o.index;
+      }
+    } catch (...) {
+      for (std::size_t i = 0; i < owners.size(); ++i) {
+        owner& o = *owners[i];
+        if (o.oplog.size() == log_sizes[i]) continue;
+        std::vector<std::uint32_t> undo;
+        for (std::size_t j = log_sizes[i]; j < o.oplog.size(); ++j) {
+          undo.push_back(o.oplog[j].shard);
+        }
+        o.oplog.resize(log_sizes[i]);
+        for (std::uint32_t s : undo) resync_shard(o, s, /*reapply_log=*/true);
+      }
+      throw;
+    }
+    return touched;
+  }
+
+  void publish_and_reply(owner& o) noexcept {
+    if (o.dirty) {
+      // seq_cst: the owner's half of the Dekker pair (file comment); also releases the
+      // batch's writes to readers' seq_cst (acquiring) loads.
+      published.fetch_xor(std::uint64_t{1} << o.index, std::memory_order_seq_cst);
+      o.dirty = false;
+      o.idle_ready = false;
+    }
+    for (call_t* c : o.replies) complete(*c);
+    o.replies.clear();
+  }
+
+  void process(owner& o, std::vector<message>& batch) noexcept {
+    o.replies.reserve(batch.size());
+    for (message& m : batch) {
+      if (auto* p = std::get_if<put_op>(&m.op)) {
+        try {
+          write(o, p->hash, std::move(p->key), std::optional<V>(std::move(p->value)));
+        } catch (...) {
+          cast_errors.record(m.sender, m.generation, std::current_exception());
+        }
+      } else if (auto* e = std::get_if<erase_op>(&m.op)) {
+        try {
+          write(o, e->hash, std::move(e->key), std::nullopt);
+        } catch (...) {
+          cast_errors.record(m.sender, m.generation, std::current_exception());
+        }
+      } else {
+        call_t* c = std::get<call_t*>(m.op);
+        if (c->run != nullptr) c->run(*c, o);
+        o.replies.push_back(c);
+      }
+    }
+    publish_and_reply(o);
+  }
+
+  // ---- state -----------------------------------------------------------------------------
+  // Read-side fields first, together: a get touches only this line, its shard's owner byte
+  // and the map it probes.
+  const std::uint32_t id;
+  const std::uint64_t shard_mask;
+  const std::unique_ptr<shard[]> shards;
+  const std::unique_ptr<std::uint8_t[]> shard_owner;
+  const Hash hasher;
+  const Eq equal;
+  std::atomic<std::uint64_t> published{0};
+
+  alignas(kFalseSharingRange) std::vector<std::unique_ptr<owner>> owners;
+  std::mutex cross_post_mutex;  // orders cross-owner barriers identically in every mailbox
+
+  cast_error_log cast_errors;
+};
+
+}  // namespace warden::detail

@@ -1,0 +1,225 @@
+// Per-thread records shared by every warden cache in the process: each thread that reads a
+// table or makes a call gets one padded record, once, and keeps it until it exits, when the
+// record goes back to a free list for the next thread. Records are never freed (owners may
+// still be scanning them, and a late notify may touch a reply word), so their number is the
+// peak number of live threads, not the number of threads ever started.
+//
+// A record holds
+//  - `reading[d]`: the thread's d-th nested read section, one 64-bit word each:
+//        bits  0..31  id of the table being read (0: no section at this depth)
+//        bits 32..63  the thread's section sequence number (makes every announcement unique,
+//                     so an owner waiting for "this section" is never fooled by the next one)
+//    Only the owning thread stores to these words, and no other thread's data shares their
+//    cache lines: a reader never stores to a line another reader stores to.
+//  - `reply`: the futex word a thread parks on while one of its calls is in flight. The owner
+//    that completes the call bumps it after writing the result. Because the word lives in an
+//    immortal record, not in the caller's stack frame, the owner's notify can never touch
+//    freed memory even if the caller returns at once.
+//  - thread-private bookkeeping (owner marker, multi-owner dirty tracking), touched only by
+//    the thread using the record.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "warden/detail/config.hpp"
+#include "warden/detail/sync.hpp"
+#include "warden/error.hpp"
+
+namespace warden::detail {
+
+inline constexpr unsigned kMaxReadDepth = 8;
+inline constexpr std::uint64_t kIdMask = 0xffffffffu;
+
+struct alignas(kFalseSharingRange) thread_record {
+  std::atomic<std::uint64_t> reading[kMaxReadDepth] = {};
+  alignas(kFalseSharingRange) std::atomic<std::uint32_t> reply{0};
+
+  // Guarded by the registry mutex; `next` is immutable once the record is published.
+  thread_record* next = nullptr;
+  bool in_use = false;
+  // Bumped on each reuse, so state keyed by (record, generation) never leaks to the next
+  // thread that gets this record.
+  std::uint64_t generation = 0;
+
+  // Private to the thread using the record.
+  std::uint32_t owner_of = 0;      // id of the cache this thread is an owner thread of
+  std::uint32_t dirty_table = 0;   // multi-owner tables: the table of `dirty_owners`
+  std::uint64_t dirty_owners = 0;  // owners this thread sent casts to since its last call
+};
+
+class registry {
+ public:
+  // Immortal: detached threads may exit after static destructors have run.
+  static registry& instance() {
+    static registry* const r = new registry;
+    return *r;
+  }
+
+  thread_record* acquire() {
+    std::lock_guard lock(mutex_);
+    thread_record* r;
+    if (!free_.empty()) {
+      r = free_.back();
+      free_.pop_back();
+    } else {
+      r = new thread_record;
+      r->next = head_.load(std::memory_order_relaxed);
+      // release: a scanner that loads this head (acquire) sees the record initialized.
+      head_.store(r, std::memory_order_release);
+    }
+    r->in_use = true;
+    ++r->generation;
+    r->owner_of = 0;
+    r->dirty_table = 0;
+    r->dirty_owners = 0;
+    return r;
+  }
+
+  void release(thread_record* r) {
+    std::lock_guard lock(mutex_);
+    r->in_use = false;
+    free_.push_back(r);
+  }
+
+  // Visits every record ever created (free ones hold no section, so they are skipped cheaply).
+  template <class F>
+  void for_each(F&& f) const {
+    // acquire: pairs with the release in acquire(), so each record's fields are initialized.
+    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      f(*r);
+    }
+  }
+
+  // Ids name caches in reader announcements and owner markers; 0 is never handed out.
+  std::uint32_t acquire_id() {
+    std::lock_guard lock(mutex_);
+    if (!free_ids_.empty()) {
+      const std::uint32_t id = free_ids_.back();
+      free_ids_.pop_back();
+      return id;
+    }
+    if (next_id_ == 0xffffffffu) throw error("warden: too many live caches");
+    return next_id_++;
+  }
+
+  void release_id(std::uint32_t id) {
+    std::lock_guard lock(mutex_);
+    free_ids_.push_back(id);
+  }
+
+ private:
+  registry() = default;
+
+  mutable std::mutex mutex_;
+  std::atomic<thread_record*> head_{nullptr};
+  std::vector<thread_record*> free_;
+  std::vector<std::uint32_t> free_ids_;
+  std::uint32_t next_id_ = 1;
+};
+
+// The hot per-thread state: constant-initialized and trivially destructible, so every access
+// is a plain TLS-relative load with no guard or wrapper call.
+struct thread_state {
+  thread_record* rec;
+  std::uint32_t seq;    // section sequence number (see the header comment)
+  std::uint32_t depth;  // read sections currently open on this thread
+};
+inline constinit thread_local thread_state tls{nullptr, 0, 0};
+
+// Gives the record back when its thread exits. Kept apart from `tls` so that the hot state
+// stays trivially destructible; touched only when a thread registers.
+struct record_releaser {
+  record_releaser() = default;
+  record_releaser(const record_releaser&) = delete;
+  record_releaser& operator=(const record_releaser&) = delete;
+  ~record_releaser() {
+    if (thread_record* r = tls.rec) {
+      tls.rec = nullptr;
+      registry::instance().release(r);
+    }
+  }
+  void arm() noexcept {}
+};
+inline thread_local record_releaser tls_releaser;
+
+WARDEN_NOINLINE inline thread_record* register_thread() {
+  tls_releaser.arm();  // constructs the releaser, so its destructor runs at thread exit
+  tls.rec = registry::instance().acquire();
+  return tls.rec;
+}
+
+inline thread_record& current_record() {
+  thread_record* r = tls.rec;
+  if (WARDEN_UNLIKELY(r == nullptr)) r = register_thread();
+  return *r;
+}
+
+// Opens a read section on cache `id`; returns the depth slot to pass to exit_read.
+inline unsigned enter_read(std::uint32_t id) {
+  thread_state& t = tls;
+  thread_record* r = t.rec;
+  if (WARDEN_UNLIKELY(r == nullptr)) r = register_thread();
+  const unsigned d = t.depth;
+  if (WARDEN_UNLIKELY(d >= kMaxReadDepth)) throw nesting_error();
+  t.depth = d + 1;
+  const std::uint64_t word = (static_cast<std::uint64_t>(++t.seq) << 32) | id;
+  // seq_cst: half of a Dekker pair with the owner, which flips the publication mask (seq_cst
+  // RMW) and then loads this word (seq_cst). In the single total order either the owner sees
+  // this announcement and waits for the section, or the flip precedes it and the caller's
+  // following mask load sees the new copy.
+  r->reading[d].store(word, std::memory_order_seq_cst);
+  return d;
+}
+
+inline void exit_read(unsigned d) noexcept {
+  thread_state& t = tls;
+  // release: every read made in the section happens-before the owner's acquire load that sees
+  // the word change, and so before the owner writes the copy this section was reading.
+  t.rec->reading[d].store(0, std::memory_order_release);
+  t.depth = d;
+}
+
+// True if this thread has a read section open on cache `id` (it may be holding the owner's
+// next write back, so it must not wait on that owner).
+inline bool in_read_section(std::uint32_t id) noexcept {
+  const thread_state& t = tls;
+  for (unsigned d = 0; d < t.depth; ++d) {
+    // relaxed: the thread reads its own stores.
+    if ((t.rec->reading[d].load(std::memory_order_relaxed) & kIdMask) == id) return true;
+  }
+  return false;
+}
+
+// Called by an owner of cache `id` before it writes the idle copy: returns once every read
+// section on `id` that was open at the call has closed. Sections opened later read the
+// published copy (see enter_read), so they are not waited for.
+inline void wait_for_readers(std::uint32_t id) {
+  const thread_record* self = tls.rec;
+  registry::instance().for_each([&](thread_record& r) {
+    if (&r == self) return;
+    for (auto& word : r.reading) {
+      // seq_cst: the owner's half of the Dekker pair described in enter_read.
+      const std::uint64_t seen = word.load(std::memory_order_seq_cst);
+      if ((seen & kIdMask) != id) continue;
+      // acquire: pairs with exit_read's release store.
+      backoff_until([&] { return word.load(std::memory_order_acquire) != seen; });
+    }
+  });
+}
+
+// RAII read section.
+class read_section {
+ public:
+  explicit read_section(std::uint32_t id) : depth_(enter_read(id)) {}
+  read_section(const read_section&) = delete;
+  read_section& operator=(const read_section&) = delete;
+  ~read_section() { exit_read(depth_); }
+
+ private:
+  unsigned depth_;
+};
+
+}  // namespace warden::detail

@@ -1,0 +1,50 @@
+// Construction options for warden's backends: plain aggregates, validated when a cache is
+// constructed (std::invalid_argument naming the field and the rule).
+#pragma once
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+namespace warden {
+
+struct table_options {
+  // Number of shards (a power of two, 1..65536). More shards bound the pause of a rehash and
+  // let several owners split the writes; each shard costs two small hash-map headers.
+  std::size_t shards = 16;
+  // Owner threads (1 <= owners <= min(shards, 64)). A key's owner is fixed by its shard;
+  // owners apply writes in parallel. Transactions spanning owners stop all of them briefly.
+  std::size_t owners = 1;
+  // Casts queued per owner before put/erase wait for room (try_put/try_erase refuse instead);
+  // 0 means unbounded. Calls are not counted: each thread has at most one call in flight.
+  std::size_t mailbox_capacity = 0;
+};
+
+struct actor_options {
+  // As table_options::mailbox_capacity.
+  std::size_t mailbox_capacity = 0;
+};
+
+namespace detail {
+
+inline constexpr std::size_t kMaxShards = 65536;
+inline constexpr std::size_t kMaxOwners = 64;  // one bit each in the publication mask
+
+inline void validate(const table_options& o) {
+  if (o.shards == 0 || (o.shards & (o.shards - 1)) != 0 || o.shards > kMaxShards) {
+    throw std::invalid_argument("warden::table_options::shards must be a power of two in [1, " +
+                                std::to_string(kMaxShards) + "], got " +
+                                std::to_string(o.shards));
+  }
+  if (o.owners < 1 || o.owners > o.shards || o.owners > kMaxOwners) {
+    throw std::invalid_argument(
+        "warden::table_options::owners must satisfy 1 <= owners <= shards and owners <= " +
+        std::to_string(kMaxOwners) + ", got owners=" + std::to_string(o.owners) +
+        " with shards=" + std::to_string(o.shards));
+  }
+}
+
+inline void validate(const actor_options&) {}
+
+}  // namespace detail
+}  // namespace warden
