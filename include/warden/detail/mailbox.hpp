@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -86,10 +87,12 @@ class mailbox {
   // Owner side: blocks until there is work (brief spin, then park), then swaps the whole queue
   // into `out` (which must be empty). Returns false once closed and drained.
   bool wait_and_drain(std::vector<Msg>& out) {
-    for (int i = 0; i < kSpinIterations * 4; ++i) {
-      // relaxed: only a hint to stop spinning early; the queue is checked under the mutex.
-      if (nonempty_.load(std::memory_order_relaxed)) break;
+    // relaxed: only a hint to stop waiting early; the queue is checked under the mutex.
+    for (int i = 0; i < kSpinIterations * 4 && !nonempty_.load(std::memory_order_relaxed); ++i) {
       cpu_relax();
+    }
+    for (int i = 0; i < kYieldIterations && !nonempty_.load(std::memory_order_relaxed); ++i) {
+      std::this_thread::yield();
     }
     std::unique_lock lock(mutex_);
     while (queue_.empty()) {

@@ -29,10 +29,13 @@ inline void cpu_relax() noexcept {
 #endif
 }
 
-// Spin iterations before a waiter yields, then parks. Short: on an oversubscribed machine a
-// spinning waiter steals the very thread it waits for.
+// Spin iterations before a waiter yields, then parks. Spinning is short: on an oversubscribed
+// machine a spinning waiter steals the CPU from the very thread it waits for. Yielding is
+// longer: it costs nothing when a core is idle (the call returns at once) and hands the CPU
+// to the thread we wait for when it is not, and it keeps a waiter off the futex (two
+// syscalls and a wake-up, ~10 us) for the common case of a reply within tens of microseconds.
 inline constexpr int kSpinIterations = 64;
-inline constexpr int kYieldIterations = 4;
+inline constexpr int kYieldIterations = 64;
 
 // Waits until `word` no longer holds `old`; returns the new value. Spins briefly, yields, then
 // parks with std::atomic::wait (a futex). Acquire: the waker's release store or RMW that
@@ -64,12 +67,16 @@ void backoff_until(Done done) {
     if (done()) return;
     cpu_relax();
   }
-  auto sleep = std::chrono::microseconds(1);
-  while (!done()) {
-    std::this_thread::yield();
+  // Mostly yield: the reader we wait for may be preempted, and yielding is how it gets the
+  // CPU back soonest on an oversubscribed machine. Short sleeps only keep a long-held
+  // snapshot from costing a whole core.
+  for (int round = 0;; ++round) {
+    for (int i = 0; i < kYieldIterations; ++i) {
+      if (done()) return;
+      std::this_thread::yield();
+    }
     if (done()) return;
-    std::this_thread::sleep_for(sleep);
-    if (sleep < std::chrono::microseconds(500)) sleep *= 2;
+    std::this_thread::sleep_for(std::chrono::microseconds(round < 8 ? 10 : 100));
   }
 }
 

@@ -93,6 +93,14 @@ class registry {
     }
   }
 
+  // Records ever created: the peak number of threads that used warden at once (tests check
+  // that short-lived threads reuse records instead of growing this).
+  std::size_t record_count() const {
+    std::size_t n = 0;
+    for_each([&](const thread_record&) { ++n; });
+    return n;
+  }
+
   // Ids name caches in reader announcements and owner markers; 0 is never handed out.
   std::uint32_t acquire_id() {
     std::lock_guard lock(mutex_);

@@ -1,0 +1,63 @@
+// The backends the contract suite runs on. A new backend joins every contract test by adding
+// one maker to `all_backends`.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <warden/warden.hpp>
+
+namespace warden_test {
+
+struct table_default {
+  static constexpr const char* name = "table";
+  template <class K, class V>
+  static warden::table<K, V> make() {
+    return warden::table<K, V>();
+  }
+};
+
+struct table_sharded {
+  static constexpr const char* name = "table_8shards_3owners";
+  template <class K, class V>
+  static warden::table<K, V> make() {
+    return warden::table<K, V>({.shards = 8, .owners = 3});
+  }
+};
+
+struct table_bounded {
+  static constexpr const char* name = "table_bounded_mailbox";
+  template <class K, class V>
+  static warden::table<K, V> make() {
+    return warden::table<K, V>({.shards = 4, .owners = 2, .mailbox_capacity = 16});
+  }
+};
+
+struct actor_default {
+  static constexpr const char* name = "actor";
+  template <class K, class V>
+  static warden::actor<K, V> make() {
+    return warden::actor<K, V>();
+  }
+};
+
+template <class Inner>
+struct erased {
+  static constexpr const char* name = "any_cache";
+  template <class K, class V>
+  static warden::any_cache<K, V> make() {
+    return warden::any_cache<K, V>(Inner::template make<K, V>());
+  }
+};
+
+using all_backends =
+    ::testing::Types<table_default, table_sharded, table_bounded, actor_default,
+                     erased<table_default>, erased<table_sharded>, erased<actor_default>>;
+
+struct backend_names {
+  template <class T>
+  static std::string GetName(int i) {
+    return std::string(T::name) + "_" + std::to_string(i);
+  }
+};
+
+}  // namespace warden_test
