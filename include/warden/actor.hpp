@@ -12,6 +12,7 @@
 //  - destruction drains: every accepted cast is applied, calls in flight complete.
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <functional>
 #include <memory>
@@ -24,6 +25,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/hash/hash.h>
 
+#include "warden/detail/hashing.hpp"
 #include "warden/detail/owner.hpp"
 #include "warden/error.hpp"
 #include "warden/options.hpp"
@@ -34,7 +36,7 @@ namespace detail {
 
 template <class K, class V, class Hash, class Eq>
 struct actor_engine {
-  using map_type = absl::flat_hash_map<K, V, Hash, Eq>;
+  using map_type = absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>;
   using call_t = call<actor_engine>;
   struct put_op {
     K key;
@@ -42,6 +44,7 @@ struct actor_engine {
   };
   struct erase_op {
     K key;
+    std::size_t hash;
   };
   struct message {
     std::variant<put_op, erase_op, call_t*> op;
@@ -51,7 +54,8 @@ struct actor_engine {
 
   actor_engine(const actor_options& opts, Hash hash, Eq eq)
       : id(registry::instance().acquire_id()),
-        map(0, std::move(hash), std::move(eq)),
+        hasher(hash),
+        map(0, inner_hash<K, Hash>{std::move(hash)}, inner_eq<K, Eq>{std::move(eq)}),
         thread(opts.mailbox_capacity) {
     thread.start(id, [this](std::vector<message>& batch) { process(batch); });
   }
@@ -62,10 +66,13 @@ struct actor_engine {
     registry::instance().release_id(id);
   }
 
-  static const V* find_thunk(const void* self, const K& key) {
-    const map_type& m = static_cast<const actor_engine*>(self)->map;
-    auto it = m.find(key);
-    return it == m.end() ? nullptr : &it->second;
+  const V* find(const K& key, std::size_t h) const {
+    auto it = map.find(prehashed_key<K>{&key, h});
+    return it == map.end() ? nullptr : &it->second;
+  }
+
+  static const V* find_thunk(const void* self, const K& key, std::size_t h) {
+    return static_cast<const actor_engine*>(self)->find(key, h);
   }
 
   // Applies a transaction's staged writes. All or nothing: the old values are saved first
@@ -76,7 +83,7 @@ struct actor_engine {
     undo.reserve(tx.staged().size());
     try {
       for (const auto& [key, value] : tx.staged()) {
-        auto it = map.find(key);
+        auto it = map.find(prehashed_key<K>{&key, hash_retrying(hasher, key)});
         undo.emplace_back(&key, it == map.end() ? std::nullopt : std::optional<V>(it->second));
         if (value) {
           map.insert_or_assign(key, *value);
@@ -113,12 +120,13 @@ struct actor_engine {
         }
       } else if (auto* e = std::get_if<erase_op>(&m.op)) {
         try {
-          map.erase(e->key);
+          map.erase(prehashed_key<K>{&e->key, e->hash});
         } catch (...) {
           cast_errors.record(m.sender, m.generation, std::current_exception());
         }
       } else {
         call_t* c = std::get<call_t*>(m.op);
+        if (!start_call(*c)) continue;  // cancelled at its deadline
         if (c->run != nullptr) c->run(*c, *this);
         complete(*c);
       }
@@ -126,6 +134,7 @@ struct actor_engine {
   }
 
   const std::uint32_t id;
+  const Hash hasher;
   map_type map;  // owned by the actor thread
   cast_error_log cast_errors;
   owner_thread<message> thread;  // last: started after everything it uses exists
@@ -136,6 +145,9 @@ struct actor_engine {
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
 class actor {
   using engine = detail::actor_engine<K, V, Hash, Eq>;
+  static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
+                "warden::actor needs nothrow-movable keys and values: the map relocates them "
+                "when it grows, and a throw there cannot be undone");
 
  public:
   using key_type = K;
@@ -148,10 +160,12 @@ class actor {
   class view {
    public:
     std::optional<V> get(const K& key) const {
-      auto it = map_->find(key);
+      auto it = map_->find(detail::prehashed_key<K>{&key, map_->hash_function().hash(key)});
       return it == map_->end() ? std::nullopt : std::optional<V>(it->second);
     }
-    bool contains(const K& key) const { return map_->contains(key); }
+    bool contains(const K& key) const {
+      return map_->contains(detail::prehashed_key<K>{&key, map_->hash_function().hash(key)});
+    }
     std::size_t size() const { return map_->size(); }
     template <class F>
     void for_each(F&& f) const {
@@ -176,25 +190,39 @@ class actor {
   actor& operator=(const actor&) = delete;
   ~actor() = default;
 
+  // Reads are calls too: that is the actor's shape. Hash runs here, in the caller.
   std::optional<V> get(const K& key) const {
+    const std::size_t h = checked().hasher(key);
     return call_owner([&](engine& e) -> std::optional<V> {
-      auto it = e.map.find(key);
-      return it == e.map.end() ? std::nullopt : std::optional<V>(it->second);
+      const V* v = e.find(key, h);
+      return v ? std::optional<V>(*v) : std::nullopt;
     });
   }
   bool contains(const K& key) const {
-    return call_owner([&](engine& e) { return e.map.contains(key); });
+    const std::size_t h = checked().hasher(key);
+    return call_owner([&](engine& e) { return e.find(key, h) != nullptr; });
   }
   std::size_t size() const {
     return call_owner([](engine& e) { return e.map.size(); });
   }
 
-  void put(K key, V value) { cast(typename engine::put_op{std::move(key), std::move(value)}, false); }
+  // Casts. As on the table, Hash runs here so its exceptions reach the caller.
+  void put(K key, V value) {
+    (void)checked().hasher(key);
+    cast(typename engine::put_op{std::move(key), std::move(value)}, false);
+  }
   bool try_put(K key, V value) {
+    (void)checked().hasher(key);
     return cast(typename engine::put_op{std::move(key), std::move(value)}, true);
   }
-  void erase(K key) { cast(typename engine::erase_op{std::move(key)}, false); }
-  bool try_erase(K key) { return cast(typename engine::erase_op{std::move(key)}, true); }
+  void erase(K key) {
+    const std::size_t h = checked().hasher(key);
+    cast(typename engine::erase_op{std::move(key), h}, false);
+  }
+  bool try_erase(K key) {
+    const std::size_t h = checked().hasher(key);
+    return cast(typename engine::erase_op{std::move(key), h}, true);
+  }
 
   // Returns once every cast this thread sent before is applied; rethrows the first error of
   // those casts since this thread's last flush, if any.
@@ -204,11 +232,11 @@ class actor {
     if (auto err = e.cast_errors.take(detail::current_record())) std::rethrow_exception(err);
   }
 
-  V update_counter(const K& key, V delta)
-    requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>)
-  {
+  V update_counter(const K& key,
+                   V delta) requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) {
+    const std::size_t h = checked().hasher(key);
     return call_owner([&](engine& e) {
-      auto it = e.map.find(key);
+      auto it = e.map.find(detail::prehashed_key<K>{&key, h});
       if (it == e.map.end()) return e.map.emplace(key, static_cast<V>(V{} + delta)).first->second;
       it->second = static_cast<V>(it->second + delta);
       return it->second;
@@ -216,27 +244,25 @@ class actor {
   }
 
   template <class F>
-    requires std::invocable<F&, tx_type&>
-  std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
-    using R = std::invoke_result_t<F&, tx_type&>;
-    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
-    return call_owner([&](engine& e) -> R {
-      tx_type tx(&engine::find_thunk, &e, e.map.hash_function(), e.map.key_eq());
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(fn, tx);
-        e.commit(tx);
-      } else {
-        R result = std::invoke(fn, tx);
-        e.commit(tx);
-        return result;
-      }
-    });
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
+    return call_owner(transaction_body(fn), std::nullopt);
+  }
+
+  // As transact, with a deadline: if the actor has not started fn when `timeout` has passed,
+  // the transaction is cancelled, leaves no trace, and timeout_error is thrown. One already
+  // running completes (and this call waits for it).
+  template <class Rep, class Period, class F>
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact_for(
+      std::chrono::duration<Rep, Period> timeout, F&& fn) {
+    return call_owner(transaction_body(fn),
+                      std::chrono::steady_clock::now() +
+                          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
   }
 
   // Runs fn(view) on the actor's thread: one instant, since nothing else runs meanwhile.
   template <class F>
-    requires std::invocable<F&, view&>
-  std::invoke_result_t<F&, view&> snapshot(F&& fn) const {
+  requires std::invocable<F&, view&> std::invoke_result_t<F&, view&> snapshot(F&& fn)
+  const {
     using R = std::invoke_result_t<F&, view&>;
     static_assert(!std::is_reference_v<R>, "a snapshot function must return by value");
     return call_owner([&](engine& e) -> R {
@@ -256,15 +282,35 @@ class actor {
     return *e_;
   }
 
+  // The owner-side body of a transaction: run fn over a staged tx, then commit it.
+  template <class F>
+  static auto transaction_body(F& fn) {
+    using R = std::invoke_result_t<F&, tx_type&>;
+    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
+    return [&fn](engine& e) -> R {
+      tx_type tx(&engine::find_thunk, &e, e.hasher, e.map.key_eq().eq);
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(fn, tx);
+        e.commit(tx);
+      } else {
+        R result = std::invoke(fn, tx);
+        e.commit(tx);
+        return result;
+      }
+    };
+  }
+
   static detail::thread_record& not_on_owner(const engine& e) {
     detail::thread_record& rec = detail::current_record();
     if (rec.owner_of == e.id) throw reentrancy_error("an actor operation from its own thread");
     return rec;
   }
 
-  // Runs fn(engine&) on the actor's thread and returns its result (or rethrows).
+  // Runs fn(engine&) on the actor's thread and returns its result (or rethrows); with a
+  // deadline, cancels it (timeout_error) if the actor has not started it by then.
   template <class Fn>
-  std::invoke_result_t<Fn&, engine&> call_owner(Fn&& fn) const {
+  std::invoke_result_t<Fn&, engine&> call_owner(
+      Fn&& fn, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) const {
     using R = std::invoke_result_t<Fn&, engine&>;
     engine& e = checked();
     detail::thread_record& rec = not_on_owner(e);
@@ -272,7 +318,11 @@ class actor {
       std::remove_reference_t<Fn>* fn;
       std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
     };
-    fn_call c;
+    fn_call local;
+    fn_call* call = deadline ? detail::new_timed_call<fn_call>(1) : &local;
+    std::optional<detail::claim_ref> timed;
+    if (deadline) timed.emplace(call->claim);
+    fn_call& c = *call;
     c.fn = &fn;
     c.run = [](typename engine::call_t& base, engine& en) {
       auto& self = static_cast<fn_call&>(base);
@@ -287,12 +337,22 @@ class actor {
       }
     };
     detail::begin_call<engine>(c, rec, 1);
-    e.thread.box().push_call(typename engine::message{&c, &rec, 0});
-    detail::await(c);
+    try {
+      e.thread.box().push_call(typename engine::message{&c, &rec, 0});
+    } catch (...) {
+      detail::abandon_after_partial_post(c, 0, 1);
+    }
+    if (deadline) {
+      detail::await_until(c, *deadline);
+    } else {
+      detail::await(c);
+    }
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
-  bool cast(typename engine::put_op&& op, bool try_only) { return cast_message(std::move(op), try_only); }
+  bool cast(typename engine::put_op&& op, bool try_only) {
+    return cast_message(std::move(op), try_only);
+  }
   bool cast(typename engine::erase_op&& op, bool try_only) {
     return cast_message(std::move(op), try_only);
   }

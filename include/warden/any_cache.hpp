@@ -5,6 +5,7 @@
 // function an erased tx/view whose calls each go through one more indirect call.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <type_traits>
@@ -88,11 +89,11 @@ class any_cache {
   };
 
   template <cache C>
-    requires(!std::is_same_v<std::remove_cvref_t<C>, any_cache> &&
-             std::is_same_v<typename std::remove_cvref_t<C>::key_type, K> &&
-             std::is_same_v<typename std::remove_cvref_t<C>::mapped_type, V> &&
-             !std::is_lvalue_reference_v<C>)
-  any_cache(C&& backend)  // NOLINT(google-explicit-constructor): a backend *is* a cache
+  requires(!std::is_same_v<std::remove_cvref_t<C>, any_cache> &&
+           std::is_same_v<typename std::remove_cvref_t<C>::key_type, K> &&
+           std::is_same_v<typename std::remove_cvref_t<C>::mapped_type, V> &&
+           !std::is_lvalue_reference_v<C>)
+      any_cache(C&& backend)  // NOLINT(google-explicit-constructor): a backend *is* a cache
       : impl_(std::make_unique<model<std::remove_cvref_t<C>>>(std::move(backend))) {}
 
   any_cache(any_cache&&) noexcept = default;
@@ -110,15 +111,12 @@ class any_cache {
   bool try_erase(const K& k) { return checked().try_erase(k); }
   void flush() { checked().flush(); }
 
-  V update_counter(const K& k, V delta)
-    requires detail::counter_value<V>
-  {
+  V update_counter(const K& k, V delta) requires detail::counter_value<V> {
     return checked().update_counter(k, delta);
   }
 
   template <class F>
-    requires std::invocable<F&, tx_type&>
-  std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
     using R = std::invoke_result_t<F&, tx_type&>;
     if constexpr (std::is_void_v<R>) {
       checked().transact([&](tx_type& tx) { std::invoke(fn, tx); });
@@ -129,9 +127,25 @@ class any_cache {
     }
   }
 
+  // As the backend's transact_for (timeout_error if not started in time); backends without
+  // it refuse with warden::error.
+  template <class Rep, class Period, class F>
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact_for(
+      std::chrono::duration<Rep, Period> timeout, F&& fn) {
+    using R = std::invoke_result_t<F&, tx_type&>;
+    const auto limit = std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+    if constexpr (std::is_void_v<R>) {
+      checked().transact_for(limit, [&](tx_type& tx) { std::invoke(fn, tx); });
+    } else {
+      std::optional<R> result;
+      checked().transact_for(limit, [&](tx_type& tx) { result.emplace(std::invoke(fn, tx)); });
+      return std::move(*result);
+    }
+  }
+
   template <class F>
-    requires std::invocable<F&, view_type&>
-  std::invoke_result_t<F&, view_type&> snapshot(F&& fn) const {
+  requires std::invocable<F&, view_type&> std::invoke_result_t<F&, view_type&> snapshot(F&& fn)
+  const {
     using R = std::invoke_result_t<F&, view_type&>;
     if constexpr (std::is_void_v<R>) {
       checked().snapshot([&](view_type& v) { std::invoke(fn, v); });
@@ -155,6 +169,8 @@ class any_cache {
     virtual void flush() = 0;
     virtual V update_counter(const K&, V) = 0;
     virtual void transact(absl::FunctionRef<void(tx_type&)>) = 0;
+    virtual void transact_for(std::chrono::steady_clock::duration,
+                              absl::FunctionRef<void(tx_type&)>) = 0;
     virtual void snapshot(absl::FunctionRef<void(view_type&)>) const = 0;
   };
 
@@ -195,6 +211,18 @@ class any_cache {
         tx_type erased(tx);
         fn(erased);
       });
+    }
+    void transact_for(std::chrono::steady_clock::duration timeout,
+                      absl::FunctionRef<void(tx_type&)> fn) override {
+      auto body = [&](auto& tx) {
+        tx_type erased(tx);
+        fn(erased);
+      };
+      if constexpr (requires { backend.transact_for(timeout, body); }) {
+        backend.transact_for(timeout, body);
+      } else {
+        throw error("warden::any_cache: this backend has no transact_for");
+      }
     }
     void snapshot(absl::FunctionRef<void(view_type&)> fn) const override {
       backend.snapshot([&](const auto& view) {

@@ -25,8 +25,7 @@ class closed_error : public error {
 // (snapshot/pin) of the same table. Raised instead of deadlocking.
 class reentrancy_error : public error {
  public:
-  explicit reentrancy_error(const std::string& what)
-      : error("warden: re-entrant call: " + what) {}
+  explicit reentrancy_error(const std::string& what) : error("warden: re-entrant call: " + what) {}
 };
 
 // A call given a deadline whose work had not started by then; it was cancelled and left no

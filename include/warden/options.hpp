@@ -33,8 +33,7 @@ inline constexpr std::size_t kMaxOwners = 64;  // one bit each in the publicatio
 inline void validate(const table_options& o) {
   if (o.shards == 0 || (o.shards & (o.shards - 1)) != 0 || o.shards > kMaxShards) {
     throw std::invalid_argument("warden::table_options::shards must be a power of two in [1, " +
-                                std::to_string(kMaxShards) + "], got " +
-                                std::to_string(o.shards));
+                                std::to_string(kMaxShards) + "], got " + std::to_string(o.shards));
   }
   if (o.owners < 1 || o.owners > o.shards || o.owners > kMaxOwners) {
     throw std::invalid_argument(

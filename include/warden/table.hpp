@@ -22,6 +22,7 @@
 //    sending thread's next flush().
 #pragma once
 
+#include <chrono>
 #include <concepts>
 #include <functional>
 #include <memory>
@@ -41,6 +42,9 @@ namespace warden {
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
 class table {
   using engine = detail::table_engine<K, V, Hash, Eq>;
+  static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
+                "warden::table needs nothrow-movable keys and values: the maps relocate them "
+                "when they grow, and a throw there cannot be undone");
 
  public:
   using key_type = K;
@@ -133,7 +137,7 @@ class table {
 
   // Runs fn(view) in the caller's thread over one instant of the whole table (all owners).
   template <class F>
-    requires std::invocable<F&, view&>
+  requires std::invocable<F&, view&>
   decltype(auto) snapshot(F&& fn) const {
     const engine& e = checked();
     detail::read_section section(e.id);
@@ -186,9 +190,8 @@ class table {
   }
 
   // Atomically adds `delta` to the value of `key` (absent: 0) and returns the new value.
-  V update_counter(const K& key, V delta)
-    requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>)
-  {
+  V update_counter(const K& key,
+                   V delta) requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) {
     engine& e = checked();
     detail::thread_record& rec = calling_record(e, "update_counter");
     struct counter_call : engine::call_t {
@@ -206,7 +209,7 @@ class table {
       try {
         engine& en = *o.engine;
         en.ensure_idle_ready(o);
-        const V* cur = en.find_current(*self.key);
+        const V* cur = en.find_current(*self.key, self.hash);
         const V next = static_cast<V>((cur ? *cur : V{}) + self.delta);
         en.write(o, self.hash, K(*self.key), std::optional<V>(next));
         self.result = next;
@@ -225,23 +228,44 @@ class table {
   // transaction's own writes. With several owners the transaction briefly stops them all,
   // and is atomic across them.
   template <class F>
-    requires std::invocable<F&, tx_type&>
-  std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
+    return run_transaction(fn, std::nullopt);
+  }
+
+  // As transact, with a deadline: if the owner has not started fn when `timeout` has passed,
+  // the transaction is cancelled, leaves no trace, and timeout_error is thrown. One already
+  // running completes (and this call waits for it), as a gen_server call would.
+  template <class Rep, class Period, class F>
+  requires std::invocable<F&, tx_type&> std::invoke_result_t<F&, tx_type&> transact_for(
+      std::chrono::duration<Rep, Period> timeout, F&& fn) {
+    return run_transaction(fn, std::chrono::steady_clock::now() +
+                                   std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+  }
+
+ private:
+  template <class F>
+  std::invoke_result_t<F&, tx_type&> run_transaction(
+      F& fn, std::optional<std::chrono::steady_clock::time_point> deadline) {
     using R = std::invoke_result_t<F&, tx_type&>;
     static_assert(!std::is_reference_v<R>, "a transact function must return by value");
     engine& e = checked();
     detail::thread_record& rec = calling_record(e, "transact");
     struct tx_call : engine::call_t {
-      std::remove_reference_t<F>* fn;
+      F* fn;
       std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
       // Cross-owner barrier (owners > 1).
       std::atomic<std::uint32_t> arrived{0};
       std::atomic<std::uint32_t> released{0};
       std::uint32_t owner_count = 1;
     };
-    tx_call c;
+    const int parts = static_cast<int>(e.owners.size());
+    tx_call local;
+    tx_call* call = deadline ? detail::new_timed_call<tx_call>(parts) : &local;
+    std::optional<detail::claim_ref> timed;
+    if (deadline) timed.emplace(call->claim);
+    tx_call& c = *call;
     c.fn = &fn;
-    c.owner_count = static_cast<std::uint32_t>(e.owners.size());
+    c.owner_count = static_cast<std::uint32_t>(parts);
     c.run = [](typename engine::call_t& base, typename engine::owner& o) {
       auto& self = static_cast<tx_call&>(base);
       engine& en = *o.engine;
@@ -286,21 +310,22 @@ class table {
         self.released.notify_all();
       }
     };
-    if (c.owner_count == 1) {
-      post_one(e, rec, c, 0);
+    detail::begin_call<typename engine::owner>(c, rec, parts);
+    if (parts == 1) {
+      post_parts(e, c, 1);
     } else {
-      detail::begin_call<typename engine::owner>(c, rec, static_cast<int>(c.owner_count));
-      {
-        std::lock_guard lock(e.cross_post_mutex);
-        post_parts(e, c, static_cast<int>(c.owner_count));
-      }
-      detail::await(c);
-      forget_dirty_owners(e, rec);
+      std::lock_guard lock(e.cross_post_mutex);
+      post_parts(e, c, parts);
     }
+    if (deadline) {
+      detail::await_until(c, *deadline);
+    } else {
+      detail::await(c);
+    }
+    if (parts > 1) forget_dirty_owners(e, rec);
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
- private:
   static std::unique_ptr<engine> make_engine(const table_options& options, Hash hash, Eq eq) {
     detail::validate(options);
     return std::make_unique<engine>(options, std::move(hash), std::move(eq));

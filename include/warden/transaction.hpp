@@ -8,40 +8,61 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include "warden/detail/hashing.hpp"
+
 namespace warden {
 
 template <class K, class V, class Hash, class Eq>
 class transaction {
  public:
-  // `find(ctx, key)` returns the committed value of `key` or null; the backend owns both.
-  using find_fn = const V* (*)(const void* ctx, const K& key);
+  // `find(ctx, key, hash)` returns the committed value of `key` or null; the backend owns
+  // both. Hash runs here, in the transaction, so its exceptions reach the transact function.
+  using find_fn = const V* (*)(const void* ctx, const K& key, std::size_t hash);
 
   transaction(find_fn find, const void* ctx, const Hash& hash, const Eq& eq)
-      : find_(find), ctx_(ctx), staged_(0, hash, eq) {}
+      : find_(find),
+        ctx_(ctx),
+        hash_(hash),
+        staged_(0, detail::inner_hash<K, Hash>{hash}, detail::inner_eq<K, Eq>{eq}) {}
   transaction(const transaction&) = delete;
   transaction& operator=(const transaction&) = delete;
 
   std::optional<V> get(const K& key) const {
-    if (auto it = staged_.find(key); it != staged_.end()) return it->second;
-    if (const V* v = find_(ctx_, key)) return *v;
+    const std::size_t h = hash_(key);
+    if (auto it = staged_.find(detail::prehashed_key<K>{&key, h}); it != staged_.end()) {
+      return it->second;
+    }
+    if (const V* v = find_(ctx_, key, h)) return *v;
     return std::nullopt;
   }
 
   bool contains(const K& key) const {
-    if (auto it = staged_.find(key); it != staged_.end()) return it->second.has_value();
-    return find_(ctx_, key) != nullptr;
+    const std::size_t h = hash_(key);
+    if (auto it = staged_.find(detail::prehashed_key<K>{&key, h}); it != staged_.end()) {
+      return it->second.has_value();
+    }
+    return find_(ctx_, key, h) != nullptr;
   }
 
-  void put(const K& key, V value) { staged_.insert_or_assign(key, std::move(value)); }
-  void erase(const K& key) { staged_.insert_or_assign(key, std::nullopt); }
+  void put(const K& key, V value) {
+    (void)hash_(key);  // a throwing Hash throws here, not in the map's growth
+    staged_.insert_or_assign(key, std::move(value));
+  }
+  void erase(const K& key) {
+    (void)hash_(key);
+    staged_.insert_or_assign(key, std::nullopt);
+  }
 
   // Backend use: the staged writes (a value, or nullopt for an erase).
-  const absl::flat_hash_map<K, std::optional<V>, Hash, Eq>& staged() const { return staged_; }
+  using staged_map = absl::flat_hash_map<K, std::optional<V>, detail::inner_hash<K, Hash>,
+                                         detail::inner_eq<K, Eq>>;
+  const staged_map& staged() const { return staged_; }
 
  private:
   find_fn find_;
   const void* ctx_;
-  absl::flat_hash_map<K, std::optional<V>, Hash, Eq> staged_;
+  Hash hash_;
+  staged_map staged_;
 };
 
 }  // namespace warden

@@ -182,8 +182,7 @@ void mixed_run(Cache& c) {
           c.flush();
           for (std::uint64_t i = 0; i < kOwnKeys; ++i) {
             const auto v = c.get(own + i);
-            bad += model[i] < 0 ? v.has_value()
-                                : v != static_cast<std::uint64_t>(model[i]);
+            bad += model[i] < 0 ? v.has_value() : v != static_cast<std::uint64_t>(model[i]);
           }
         }
         ++n;
@@ -223,8 +222,7 @@ TEST(Stress, ShardedTableMixedOperations) {
 }
 
 TEST(Stress, BoundedShardedTableMixedOperations) {
-  warden::table<std::uint64_t, std::uint64_t> t(
-      {.shards = 8, .owners = 2, .mailbox_capacity = 32});
+  warden::table<std::uint64_t, std::uint64_t> t({.shards = 8, .owners = 2, .mailbox_capacity = 32});
   mixed_run(t);
 }
 

@@ -2,6 +2,7 @@
 // interface"), run on every backend in backends.hpp. Each test can fail if its promise breaks.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <latch>
 #include <numeric>
@@ -327,6 +328,40 @@ TYPED_TEST(Contract, MovedFromHandleReportsClosed) {
   // NOLINTEND(bugprone-use-after-move)
   c = std::move(d);  // a moved-from handle can be assigned again
   EXPECT_EQ(c.get(1), 1);
+}
+
+TYPED_TEST(Contract, TimedCallNotStartedByItsDeadlineIsCancelled) {
+  auto c = TestFixture::template make<std::uint64_t, std::int64_t>();
+  std::latch owner_busy(1);
+  std::latch release(1);
+  std::thread blocker([&] {
+    c.transact([&](auto&) {
+      owner_busy.count_down();
+      release.wait();
+    });
+  });
+  owner_busy.wait();
+  std::atomic<bool> ran{false};
+  EXPECT_THROW(c.transact_for(std::chrono::milliseconds(20),
+                              [&](auto& tx) {
+                                ran = true;
+                                tx.put(1, 1);
+                              }),
+               warden::timeout_error);
+  release.count_down();
+  blocker.join();
+  c.flush();
+  EXPECT_FALSE(ran.load());  // cancelled before it started: never ran, left no trace
+  EXPECT_FALSE(c.contains(1));
+  // With time to spare it runs like transact, and a later call still works.
+  EXPECT_EQ(c.transact_for(std::chrono::seconds(30),
+                           [](auto& tx) {
+                             tx.put(2, 2);
+                             return 7;
+                           }),
+            7);
+  EXPECT_EQ(c.get(2), 2);
+  EXPECT_EQ(c.update_counter(3, 1), 1);
 }
 
 // A value that records, per key, whether it was ever copied or moved on a thread other than

@@ -38,10 +38,10 @@ TEST(TableOptions, InvalidOptionsNameTheFieldAndRule) {
 }
 
 TEST(TableOptions, ValidEdgeOptionsWork) {
-  for (warden::table_options o : {warden::table_options{.shards = 1, .owners = 1},
-                                  warden::table_options{.shards = 64, .owners = 64},
-                                  warden::table_options{.shards = 2, .owners = 2,
-                                                        .mailbox_capacity = 1}}) {
+  for (warden::table_options o :
+       {warden::table_options{.shards = 1, .owners = 1},
+        warden::table_options{.shards = 64, .owners = 64},
+        warden::table_options{.shards = 2, .owners = 2, .mailbox_capacity = 1}}) {
     table t(o);
     for (std::uint64_t k = 0; k < 300; ++k) t.put(k, k);
     t.flush();

@@ -135,8 +135,8 @@ class mailbox {
   const std::size_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable space_;
-  std::vector<Msg> queue_;     // guarded by mutex_
-  std::size_t casts_ = 0;      // casts in queue_; guarded by mutex_
+  std::vector<Msg> queue_;  // guarded by mutex_
+  std::size_t casts_ = 0;   // casts in queue_; guarded by mutex_
   std::size_t space_waiters_ = 0;
   bool owner_parked_ = false;  // guarded by mutex_
   bool closed_ = false;        // guarded by mutex_

@@ -49,6 +49,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include "warden/detail/hashing.hpp"
 #include "warden/detail/owner.hpp"
 #include "warden/detail/thread_registry.hpp"
 #include "warden/options.hpp"
@@ -57,30 +58,6 @@
 namespace warden::detail {
 
 static_assert(sizeof(std::size_t) == 8, "warden's shard selection assumes 64-bit hashes");
-
-template <class K>
-struct prehashed_key {
-  const K* key;
-  std::size_t hash;
-};
-
-// Transparent hash/eq so a lookup reuses the hash the caller computed for the shard choice.
-template <class K, class Hash>
-struct inner_hash {
-  using is_transparent = void;
-  Hash hash;
-  std::size_t operator()(const K& k) const { return hash(k); }
-  std::size_t operator()(const prehashed_key<K>& p) const { return p.hash; }
-};
-
-template <class K, class Eq>
-struct inner_eq {
-  using is_transparent = void;
-  Eq eq;
-  bool operator()(const K& a, const K& b) const { return eq(a, b); }
-  bool operator()(const K& a, const prehashed_key<K>& b) const { return eq(a, *b.key); }
-  bool operator()(const prehashed_key<K>& a, const K& b) const { return eq(*a.key, b); }
-};
 
 template <class K, class V, class Hash, class Eq>
 class table_engine {
@@ -151,7 +128,8 @@ class table_engine {
       owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity));
     }
     for (auto& o : owners) {
-      o->thread.start(id, [this, op = o.get()](std::vector<message>& batch) { process(*op, batch); });
+      o->thread.start(id,
+                      [this, op = o.get()](std::vector<message>& batch) { process(*op, batch); });
     }
   }
 
@@ -192,15 +170,14 @@ class table_engine {
     return shards[s].copies[((pub >> shard_owner[s]) & 1) ^ 1].map;
   }
 
-  const V* find_current(const K& key) {
-    const std::size_t h = hasher(key);
+  const V* find_current(const K& key, std::size_t h) {
     map_type& m = idle_map(shard_of(h));
     auto it = m.find(prehashed_key<K>{&key, h});
     return it == m.end() ? nullptr : &it->second;
   }
 
-  static const V* find_current_thunk(const void* self, const K& key) {
-    return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key);
+  static const V* find_current_thunk(const void* self, const K& key, std::size_t h) {
+    return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key, h);
   }
 
   void ensure_idle_ready(owner& o) {
@@ -281,7 +258,7 @@ class table_engine {
     std::uint64_t touched = 0;
     try {
       for (const auto& [key, value] : tx.staged()) {
-        const std::size_t h = hasher(key);
+        const std::size_t h = hash_retrying(hasher, key);  // hashed once already, in tx.put
         owner& o = *owners[shard_owner[shard_of(h)]];
         write(o, h, K(key), std::optional<V>(value));
         touched |= std::uint64_t{1} << o.index;
@@ -331,6 +308,7 @@ class table_engine {
         }
       } else {
         call_t* c = std::get<call_t*>(m.op);
+        if (!start_call(*c)) continue;  // cancelled at its deadline
         if (c->run != nullptr) c->run(*c, o);
         o.replies.push_back(c);
       }
