@@ -12,11 +12,14 @@
 // transaction spanning owners (whose bits are flipped together by one fetch_xor), is seen
 // whole or not at all.
 //
-// Readers (see thread_registry.hpp) announce `(sequence, table id)` in a word of their own
-// with a seq_cst store, then load `published` (seq_cst). An owner flips its bit (seq_cst RMW)
-// and, before it next writes the copy readers just left, waits until every announcement of
-// this table that it sees has changed. That is the Dekker pair that makes it safe: a reader
-// either is seen and waited for, or read the new bit. Owners defer that wait to the next
+// Readers (see thread_registry.hpp) announce `(sequence, table id)` in a word of their own,
+// then load `published`. An owner flips its bit (seq_cst RMW) and, before it next writes the
+// copy readers just left, waits until every announcement of this table that it sees has
+// changed. That is the Dekker pair that makes it safe: a reader either is seen and waited
+// for, or read the new bit. The StoreLoad fence it needs is asymmetric: the owner runs
+// membarrier() before scanning and the reader only a compiler barrier (or, where membarrier
+// is unavailable, the reader's store is seq_cst), so a get holds no fence that would keep
+// independent lookups from overlapping their cache misses. Owners defer that wait to the next
 // batch, by which time readers have almost always moved on, so it rarely waits at all.
 //
 // Writes. Owner i drains its mailbox; before the batch's first write it waits for readers of
@@ -157,7 +160,8 @@ class table_engine {
   }
 
   std::uint64_t load_published() const {
-    // seq_cst: the reader's half of the Dekker pair with the owners' flips (file comment).
+    // seq_cst: the reader's half of the Dekker pair with the owners' flips (file comment);
+    // acquire also makes the published copy's contents visible. On x86 it is a plain load.
     return published.load(std::memory_order_seq_cst);
   }
 

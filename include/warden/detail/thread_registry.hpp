@@ -28,6 +28,12 @@
 #include "warden/detail/sync.hpp"
 #include "warden/error.hpp"
 
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 namespace warden::detail {
 
 inline constexpr unsigned kMaxReadDepth = 8;
@@ -128,14 +134,42 @@ class registry {
   std::uint32_t next_id_ = 1;
 };
 
+// Asymmetric fences. The reader's announcement must be ordered before its load of the
+// publication word (a StoreLoad fence), and on x86 a seq_cst store is an xchg that also waits
+// for every earlier load: a loop of independent gets could no longer overlap their cache
+// misses. With Linux membarrier(PRIVATE_EXPEDITED) the owner instead makes every running
+// thread of the process execute a full fence before it reads the announcements, and a
+// reader needs only a compiler barrier. Available from Linux 4.14; otherwise, or if the
+// registration is refused, readers fall back to the seq_cst store.
+inline bool asymmetric_fences() noexcept {
+  static const bool enabled = [] {
+#if defined(__linux__) && defined(__NR_membarrier)
+    const long cmds = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+    return syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+  }();
+  return enabled;
+}
+
+// The owner's half: a full fence on every thread of the process that is running now.
+inline void heavy_fence() noexcept {
+#if defined(__linux__) && defined(__NR_membarrier)
+  syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+}
+
 // The hot per-thread state: constant-initialized and trivially destructible, so every access
 // is a plain TLS-relative load with no guard or wrapper call.
 struct thread_state {
   thread_record* rec;
   std::uint32_t seq;    // section sequence number (see the header comment)
-  std::uint32_t depth;  // read sections currently open on this thread
+  std::uint16_t depth;  // read sections currently open on this thread
+  bool light;           // asymmetric_fences() was on when this thread registered
 };
-inline constinit thread_local thread_state tls{nullptr, 0, 0};
+inline constinit thread_local thread_state tls{nullptr, 0, 0, false};
 
 // Gives the record back when its thread exits. Kept apart from `tls` so that the hot state
 // stays trivially destructible; touched only when a thread registers.
@@ -155,6 +189,9 @@ inline thread_local record_releaser tls_releaser;
 
 WARDEN_NOINLINE inline thread_record* register_thread() {
   tls_releaser.arm();  // constructs the releaser, so its destructor runs at thread exit
+  // Once true, asymmetric_fences() stays true, so every owner that could scan this thread's
+  // announcements issues the heavy fence its light ones rely on.
+  tls.light = asymmetric_fences();
   tls.rec = registry::instance().acquire();
   return tls.rec;
 }
@@ -172,13 +209,19 @@ inline unsigned enter_read(std::uint32_t id) {
   if (WARDEN_UNLIKELY(r == nullptr)) r = register_thread();
   const unsigned d = t.depth;
   if (WARDEN_UNLIKELY(d >= kMaxReadDepth)) throw nesting_error();
-  t.depth = d + 1;
+  t.depth = static_cast<std::uint16_t>(d + 1);
   const std::uint64_t word = (static_cast<std::uint64_t>(++t.seq) << 32) | id;
-  // seq_cst: half of a Dekker pair with the owner, which flips the publication mask (seq_cst
-  // RMW) and then loads this word (seq_cst). In the single total order either the owner sees
-  // this announcement and waits for the section, or the flip precedes it and the caller's
-  // following mask load sees the new copy.
-  r->reading[d].store(word, std::memory_order_seq_cst);
+  // Half of a Dekker pair with the owner, which flips the publication word (seq_cst RMW) and
+  // later loads this word. Either the owner sees this announcement and waits for the
+  // section, or the flip precedes it and the caller's following load sees the new copy.
+  if (WARDEN_LIKELY(t.light)) {
+    // relaxed + compiler barrier: the owner's heavy_fence() supplies the StoreLoad fence.
+    r->reading[d].store(word, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+  } else {
+    // seq_cst: pairs with the owner's seq_cst flip and seq_cst loads.
+    r->reading[d].store(word, std::memory_order_seq_cst);
+  }
   return d;
 }
 
@@ -187,7 +230,7 @@ inline void exit_read(unsigned d) noexcept {
   // release: every read made in the section happens-before the owner's acquire load that sees
   // the word change, and so before the owner writes the copy this section was reading.
   t.rec->reading[d].store(0, std::memory_order_release);
-  t.depth = d;
+  t.depth = static_cast<std::uint16_t>(d);
 }
 
 // True if this thread has a read section open on cache `id` (it may be holding the owner's
@@ -206,6 +249,7 @@ inline bool in_read_section(std::uint32_t id) noexcept {
 // published copy (see enter_read), so they are not waited for.
 inline void wait_for_readers(std::uint32_t id) {
   const thread_record* self = tls.rec;
+  if (asymmetric_fences()) heavy_fence();  // the StoreLoad fence light readers skipped
   registry::instance().for_each([&](thread_record& r) {
     if (&r == self) return;
     for (auto& word : r.reading) {
