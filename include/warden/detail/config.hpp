@@ -11,8 +11,10 @@ static_assert(ABSL_LTS_RELEASE_VERSION >= 20220623, "warden needs Abseil LTS 202
 #define WARDEN_LIKELY(x) __builtin_expect(!!(x), 1)
 #define WARDEN_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define WARDEN_NOINLINE __attribute__((noinline))
+#define WARDEN_ALWAYS_INLINE inline __attribute__((always_inline))
 #else
 #define WARDEN_LIKELY(x) (x)
 #define WARDEN_UNLIKELY(x) (x)
 #define WARDEN_NOINLINE
+#define WARDEN_ALWAYS_INLINE inline
 #endif

@@ -146,20 +146,22 @@ class table_engine {
   }
 
   // ---- read side -------------------------------------------------------------------------
-  std::size_t shard_of(std::size_t h) const { return (h >> 32) & shard_mask; }
+  // The read path is forced inline: a call per get costs the lookups in flight.
+  WARDEN_ALWAYS_INLINE std::size_t shard_of(std::size_t h) const { return (h >> 32) & shard_mask; }
 
-  const map_type& published_map(std::uint64_t pub, std::size_t s) const {
+  WARDEN_ALWAYS_INLINE const map_type& published_map(std::uint64_t pub, std::size_t s) const {
     return shards[s].copies[(pub >> shard_owner[s]) & 1].map;
   }
 
   // Must be called inside a read section, with `pub` loaded after entering it.
-  const V* find_published(std::uint64_t pub, const K& key, std::size_t h) const {
+  WARDEN_ALWAYS_INLINE const V* find_published(std::uint64_t pub, const K& key,
+                                               std::size_t h) const {
     const map_type& m = published_map(pub, shard_of(h));
     auto it = m.find(prehashed_key<K>{&key, h});
     return it == m.end() ? nullptr : &it->second;
   }
 
-  std::uint64_t load_published() const {
+  WARDEN_ALWAYS_INLINE std::uint64_t load_published() const {
     // seq_cst: the reader's half of the Dekker pair with the owners' flips (file comment);
     // acquire also makes the published copy's contents visible. On x86 it is a plain load.
     return published.load(std::memory_order_seq_cst);

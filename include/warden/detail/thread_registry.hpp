@@ -203,7 +203,7 @@ inline thread_record& current_record() {
 }
 
 // Opens a read section on cache `id`; returns the depth slot to pass to exit_read.
-inline unsigned enter_read(std::uint32_t id) {
+WARDEN_ALWAYS_INLINE unsigned enter_read(std::uint32_t id) {
   thread_state& t = tls;
   thread_record* r = t.rec;
   if (WARDEN_UNLIKELY(r == nullptr)) r = register_thread();
@@ -225,7 +225,7 @@ inline unsigned enter_read(std::uint32_t id) {
   return d;
 }
 
-inline void exit_read(unsigned d) noexcept {
+WARDEN_ALWAYS_INLINE void exit_read(unsigned d) noexcept {
   thread_state& t = tls;
   // release: every read made in the section happens-before the owner's acquire load that sees
   // the word change, and so before the owner writes the copy this section was reading.
