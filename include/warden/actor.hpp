@@ -38,19 +38,9 @@ template <class K, class V, class Hash, class Eq>
 struct actor_engine {
   using map_type = absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>;
   using call_t = call<actor_engine>;
-  struct put_op {
-    K key;
-    V value;
-  };
-  struct erase_op {
-    K key;
-    std::size_t hash;
-  };
-  struct message {
-    std::variant<put_op, erase_op, call_t*> op;
-    thread_record* sender = nullptr;
-    std::uint64_t generation = 0;
-  };
+  using message = detail::message<K, V, call_t>;
+  using put_op = typename message::put_op;
+  using erase_op = typename message::erase_op;
 
   actor_engine(const actor_options& opts, Hash hash, Eq eq)
       : id(registry::instance().acquire_id()),
@@ -75,36 +65,62 @@ struct actor_engine {
     return static_cast<const actor_engine*>(self)->find(key, h);
   }
 
-  // Applies a transaction's staged writes. All or nothing: the old values are saved first
-  // and restored if a write throws. Restoring uses the saved values and retries on failure,
-  // since leaving half a transaction behind would break the promise.
+  // Applies a transaction's staged writes, all or nothing. Every copy is made before the map
+  // is touched (this absl version does not keep a map consistent when a copy throws inside an
+  // insert); the map then receives only moves, and each old value is moved into an undo log.
+  // What can still throw (Eq in a probe, out of memory) rolls back by moving the old values
+  // home again.
   void commit(const transaction<K, V, Hash, Eq>& tx) {
-    std::vector<std::pair<const K*, std::optional<V>>> undo;
-    undo.reserve(tx.staged().size());
+    struct prepared {
+      K key;
+      K undo_key;
+      std::optional<V> value;
+      std::size_t hash;
+    };
+    struct undo_entry {
+      K key;
+      std::size_t hash;
+      std::optional<V> old;
+    };
+    std::vector<prepared> writes;
+    writes.reserve(tx.staged().size());
+    for (const auto& [key, value] : tx.staged()) {
+      writes.push_back(prepared{K(key), K(key), value, hash_retrying(hasher, key)});
+    }
+    std::vector<undo_entry> undo;
+    undo.reserve(writes.size());
     try {
-      for (const auto& [key, value] : tx.staged()) {
-        auto it = map.find(prehashed_key<K>{&key, hash_retrying(hasher, key)});
-        undo.emplace_back(&key, it == map.end() ? std::nullopt : std::optional<V>(it->second));
-        if (value) {
-          map.insert_or_assign(key, *value);
-        } else {
-          map.erase(key);
+      for (prepared& w : writes) {
+        auto it = map.find(prehashed_key<K>{&w.key, w.hash});
+        std::optional<V> old;
+        if (it != map.end()) old.emplace(std::move(it->second));
+        undo.push_back(undo_entry{std::move(w.undo_key), w.hash, std::move(old)});
+        if (w.value) {
+          if (it != map.end()) {
+            it->second = std::move(*w.value);
+          } else {
+            map.emplace(std::move(w.key), std::move(*w.value));
+          }
+        } else if (it != map.end()) {
+          map.erase(it);
         }
       }
     } catch (...) {
-      for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
-        for (auto pause = std::chrono::microseconds(100);; pause *= 2) {
-          try {
-            if (it->second) {
-              map.insert_or_assign(*it->first, *it->second);
-            } else {
-              map.erase(*it->first);
-            }
-            break;
-          } catch (...) {
-            std::this_thread::sleep_for(std::min(pause, std::chrono::microseconds(100000)));
-          }
-        }
+      for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
+        must_succeed(
+            [&] {
+              auto it = map.find(prehashed_key<K>{&u->key, u->hash});
+              if (u->old) {
+                if (it != map.end()) {
+                  it->second = std::move(*u->old);
+                } else {
+                  map.emplace(std::move(u->key), std::move(*u->old));
+                }
+              } else if (it != map.end()) {
+                map.erase(it);
+              }
+            },
+            "rolling back a transaction (Eq)");
       }
       throw;
     }
@@ -208,12 +224,12 @@ class actor {
 
   // Casts. As on the table, Hash runs here so its exceptions reach the caller.
   void put(K key, V value) {
-    (void)checked().hasher(key);
-    cast(typename engine::put_op{std::move(key), std::move(value)}, false);
+    const std::size_t h = checked().hasher(key);
+    cast(typename engine::put_op{std::move(key), std::move(value), h}, false);
   }
   bool try_put(K key, V value) {
-    (void)checked().hasher(key);
-    return cast(typename engine::put_op{std::move(key), std::move(value)}, true);
+    const std::size_t h = checked().hasher(key);
+    return cast(typename engine::put_op{std::move(key), std::move(value), h}, true);
   }
   void erase(K key) {
     const std::size_t h = checked().hasher(key);
@@ -237,7 +253,10 @@ class actor {
     const std::size_t h = checked().hasher(key);
     return call_owner([&](engine& e) {
       auto it = e.map.find(detail::prehashed_key<K>{&key, h});
-      if (it == e.map.end()) return e.map.emplace(key, static_cast<V>(V{} + delta)).first->second;
+      if (it == e.map.end()) {
+        K copy(key);  // copied outside the map: see commit()
+        return e.map.emplace(std::move(copy), static_cast<V>(V{} + delta)).first->second;
+      }
       it->second = static_cast<V>(it->second + delta);
       return it->second;
     });

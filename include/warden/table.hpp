@@ -111,7 +111,9 @@ class table {
   table& operator=(table&&) noexcept = default;
   table(const table&) = delete;
   table& operator=(const table&) = delete;
-  // Drains: every cast accepted before is applied; calls in flight complete.
+  // Drains: every cast accepted before is applied. Like any object, the table must not be
+  // destroyed while other threads are still inside its calls, nor by a thread that holds a
+  // pin or snapshot of it (the draining owner would wait for that reader).
   ~table() = default;
 
   // ---- reads: lock-free, in the caller's thread ----------------------------------------

@@ -44,13 +44,17 @@ class transaction {
     return find_(ctx_, key, h) != nullptr;
   }
 
+  // Hash and the key's copy run here, before the staging map is touched: a throwing Hash
+  // or copy reaches the transact function and stages nothing.
   void put(const K& key, V value) {
-    (void)hash_(key);  // a throwing Hash throws here, not in the map's growth
-    staged_.insert_or_assign(key, std::move(value));
+    (void)hash_(key);
+    K copy(key);
+    staged_.insert_or_assign(std::move(copy), std::optional<V>(std::move(value)));
   }
   void erase(const K& key) {
     (void)hash_(key);
-    staged_.insert_or_assign(key, std::nullopt);
+    K copy(key);
+    staged_.insert_or_assign(std::move(copy), std::nullopt);
   }
 
   // Backend use: the staged writes (a value, or nullopt for an erase).

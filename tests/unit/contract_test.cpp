@@ -226,6 +226,57 @@ TYPED_TEST(Contract, ThrowingTransactionLeavesNoTrace) {
   EXPECT_EQ(c.update_counter(1, 1), 101);
 }
 
+// A value whose copy throws once a countdown reaches zero (moves never throw).
+struct fragile {
+  static inline std::atomic<int> copies_until_throw{-1};
+  std::int64_t v = 0;
+  explicit fragile(std::int64_t x) : v(x) {}
+  fragile(const fragile& o) : v(o.v) { maybe_throw(); }
+  fragile& operator=(const fragile& o) {
+    maybe_throw();
+    v = o.v;
+    return *this;
+  }
+  fragile(fragile&&) noexcept = default;
+  fragile& operator=(fragile&&) noexcept = default;
+  static void maybe_throw() {
+    if (copies_until_throw.load() >= 0 && copies_until_throw.fetch_sub(1) == 0) {
+      throw test_failure("copy failed");
+    }
+  }
+};
+
+TYPED_TEST(Contract, TransactionWhoseCopyThrowsIsAllOrNothing) {
+  auto c = TestFixture::template make<std::uint64_t, fragile>();
+  for (std::uint64_t k = 0; k < 6; ++k) c.put(k, fragile(0));
+  c.flush();
+  std::int64_t expected = 0;  // every key holds this value between transactions
+  for (int fail_at = 0; fail_at < 40; ++fail_at) {
+    fragile::copies_until_throw = fail_at;
+    bool committed = false;
+    try {
+      c.transact([&](auto& tx) {
+        for (std::uint64_t k = 0; k < 6; ++k) tx.put(k, fragile(expected + 1));
+      });
+      committed = true;
+    } catch (const test_failure&) {
+    }
+    fragile::copies_until_throw = -1;
+    if (committed) ++expected;
+    const auto values = c.snapshot([](auto& view) {
+      std::vector<std::int64_t> v;
+      for (std::uint64_t k = 0; k < 6; ++k) v.push_back(view.get(k)->v);
+      return v;
+    });
+    for (std::uint64_t k = 0; k < 6; ++k) {
+      ASSERT_EQ(values[k], expected) << "fail_at=" << fail_at << " key=" << k;
+    }
+  }
+  EXPECT_GT(expected, 0);   // some transactions got through,
+  EXPECT_LT(expected, 40);  // and some were refused by a throwing copy
+  EXPECT_EQ(c.size(), 6u);
+}
+
 TYPED_TEST(Contract, TransfersAreNeverSeenHalfDone) {
   auto c = TestFixture::template make<std::uint64_t, std::int64_t>();
   constexpr std::uint64_t kAccounts = 16;

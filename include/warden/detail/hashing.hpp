@@ -13,23 +13,28 @@
 
 namespace warden::detail {
 
-inline constexpr int kHashRetries = 1000;
+inline constexpr int kRetries = 1000;
 
-template <class K, class Hash>
-std::size_t hash_retrying(const Hash& hash, const K& key) noexcept {
+// Runs `f` until it returns without throwing. For owner-side repairs that must not fail
+// half-way: user code that throws now and then (Hash, Eq, a copy) succeeds on a retry; code
+// that always throws there leaves no correct way on, and the owner terminates saying `what`.
+template <class F>
+auto must_succeed(F&& f, const char* what) noexcept -> decltype(f()) {
   for (int attempt = 0;; ++attempt) {
     try {
-      return hash(key);
+      return f();
     } catch (...) {
-      if (attempt == kHashRetries) {
-        std::fputs(
-            "warden: Hash keeps throwing for a key already in a map; it must be a "
-            "function of the key\n",
-            stderr);
+      if (attempt == kRetries) {
+        std::fprintf(stderr, "warden: %s keeps throwing; cannot continue\n", what);
         std::terminate();
       }
     }
   }
+}
+
+template <class K, class Hash>
+std::size_t hash_retrying(const Hash& hash, const K& key) noexcept {
+  return must_succeed([&] { return hash(key); }, "Hash of a key already in a map");
 }
 
 template <class K>

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
@@ -178,6 +179,25 @@ template <class Ctx>
   }
   throw;
 }
+
+// A message to an owner: a cast (put or erase, carrying the hash its caller computed, so a
+// throwing Hash threw there) or a call. `sender` and `generation` name the casting thread,
+// for reporting a cast that fails on the owner.
+template <class K, class V, class Call>
+struct message {
+  struct put_op {
+    K key;
+    V value;
+    std::size_t hash;
+  };
+  struct erase_op {
+    K key;
+    std::size_t hash;
+  };
+  std::variant<put_op, erase_op, Call*> op;
+  thread_record* sender = nullptr;
+  std::uint64_t generation = 0;
+};
 
 // Errors of casts that failed on the owner, kept for the sending thread's next flush().
 // Keyed by (record, generation) so an error never reaches a later thread reusing the record.

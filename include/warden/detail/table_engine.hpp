@@ -78,20 +78,9 @@ class table_engine {
   struct owner;
   using call_t = call<owner>;
 
-  struct put_op {
-    K key;
-    V value;
-    std::size_t hash;
-  };
-  struct erase_op {
-    K key;
-    std::size_t hash;
-  };
-  struct message {
-    std::variant<put_op, erase_op, call_t*> op;
-    thread_record* sender = nullptr;
-    std::uint64_t generation = 0;
-  };
+  using message = detail::message<K, V, call_t>;
+  using put_op = typename message::put_op;
+  using erase_op = typename message::erase_op;
 
   // A write applied to the idle copy, kept to replay onto the other copy after the flip.
   struct logged {
@@ -186,10 +175,14 @@ class table_engine {
     return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key, h);
   }
 
-  void ensure_idle_ready(owner& o) {
+  // Waits for readers to leave the idle copies, then replays the log onto them. Replay only
+  // moves (nothrow); Eq may still throw in a probe, and a shard where that happened is
+  // rebuilt from its published copy instead.
+  void ensure_idle_ready(owner& o) noexcept {
     if (o.idle_ready) return;
     wait_for_readers(id);
     std::vector<std::uint32_t> failed;
+    failed.reserve(o.oplog.size());  // out of memory here ends the owner (noexcept)
     for (logged& e : o.oplog) {
       try {
         map_type& m = idle_map(e.shard);
@@ -208,45 +201,59 @@ class table_engine {
   }
 
   // Makes the idle copy of `s` equal to the published one (plus, if `reapply_log`, the
-  // writes of the current batch). Only memory exhaustion can make the copy fail; it is
-  // retried, because publishing a divergent copy would hand readers a state that never was.
-  void resync_shard(owner& o, std::size_t s, bool reapply_log) {
+  // writes of the current batch), by building a fresh map: every copy is made outside the
+  // map, which this absl version does not keep consistent when a copy throws inside an
+  // insert. Publishing a divergent copy would hand readers a state that never was, so this
+  // must succeed (see must_succeed).
+  void resync_shard(owner& o, std::size_t s, bool reapply_log) noexcept {
     // relaxed: as in idle_map().
     const std::uint64_t pub = published.load(std::memory_order_relaxed);
-    for (auto pause = std::chrono::microseconds(100);; pause *= 2) {
-      try {
-        map_type& idle = idle_map(s);
-        idle = published_map(pub, s);
-        if (reapply_log) {
-          for (const logged& e : o.oplog) {
-            if (e.shard != s) continue;
-            if (e.value) {
-              idle.insert_or_assign(e.key, *e.value);
-            } else {
-              idle.erase(e.key);
+    must_succeed(
+        [&] {
+          const map_type& src = published_map(pub, s);
+          map_type fresh(src.size(), src.hash_function(), src.key_eq());
+          for (const auto& [k, v] : src) {
+            K key(k);
+            V value(v);
+            fresh.insert_or_assign(std::move(key), std::move(value));
+          }
+          if (reapply_log) {
+            for (const logged& e : o.oplog) {
+              if (e.shard != s) continue;
+              if (e.value) {
+                K key(e.key);
+                V value(*e.value);
+                fresh.insert_or_assign(std::move(key), std::move(value));
+              } else {
+                fresh.erase(e.key);
+              }
             }
           }
-        }
-        return;
-      } catch (...) {
-        std::this_thread::sleep_for(std::min(pause, std::chrono::microseconds(100000)));
-      }
+          idle_map(s) = std::move(fresh);
+        },
+        "rebuilding a shard's idle copy (Eq or a copy)");
+  }
+
+  // Applies one write to the idle copy of shard `s` with moves only.
+  void apply(std::uint32_t s, std::size_t h, K&& key, std::optional<V>&& value) {
+    map_type& m = idle_map(s);
+    if (value) {
+      m.insert_or_assign(std::move(key), std::move(*value));
+    } else {
+      m.erase(prehashed_key<K>{&key, h});
     }
   }
 
   // Applies one write to the idle copy of its shard and logs it for the replay. Strong
-  // guarantee: if it throws, the shard and the log are as they were.
+  // guarantee: the log entry is copied before the map is touched, and the map receives only
+  // moves; if the map operation still throws (Eq in a probe, out of memory), the entry is
+  // dropped and the shard rebuilt.
   void write(owner& o, std::size_t h, K&& key, std::optional<V>&& value) {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
     o.oplog.push_back(logged{s, value, key});
     try {
-      map_type& m = idle_map(s);
-      if (value) {
-        m.insert_or_assign(std::move(key), std::move(*value));
-      } else {
-        m.erase(prehashed_key<K>{&o.oplog.back().key, h});
-      }
+      apply(s, h, std::move(key), std::move(value));
     } catch (...) {
       o.oplog.pop_back();
       resync_shard(o, s, /*reapply_log=*/true);
@@ -257,17 +264,36 @@ class table_engine {
 
   // Commits a transaction's staged writes to the idle copies (of any owner: the caller
   // guarantees every owner involved is ready and not running). Returns the bit mask of owners
-  // written. All or nothing: on an exception every touched shard is restored.
+  // written. All or nothing: every copy (for the maps and the logs) is made first, so a
+  // throwing copy leaves everything untouched; a map operation that still throws (Eq, out
+  // of memory) rolls the touched shards back.
   std::uint64_t commit(const tx_type& tx) {
+    struct prepared {
+      owner* o;
+      std::uint32_t shard;
+      std::size_t hash;
+      K key;
+      std::optional<V> value;
+      logged entry;
+    };
+    std::vector<prepared> writes;
+    writes.reserve(tx.staged().size());
+    for (const auto& [key, value] : tx.staged()) {
+      const std::size_t h = hash_retrying(hasher, key);  // hashed once already, in tx.put
+      const auto s = static_cast<std::uint32_t>(shard_of(h));
+      writes.push_back(
+          prepared{owners[shard_owner[s]].get(), s, h, K(key), value, logged{s, value, K(key)}});
+    }
     std::vector<std::size_t> log_sizes(owners.size());
     for (std::size_t i = 0; i < owners.size(); ++i) log_sizes[i] = owners[i]->oplog.size();
+    for (const prepared& w : writes) w.o->oplog.reserve(w.o->oplog.size() + writes.size());
     std::uint64_t touched = 0;
     try {
-      for (const auto& [key, value] : tx.staged()) {
-        const std::size_t h = hash_retrying(hasher, key);  // hashed once already, in tx.put
-        owner& o = *owners[shard_owner[shard_of(h)]];
-        write(o, h, K(key), std::optional<V>(value));
-        touched |= std::uint64_t{1} << o.index;
+      for (prepared& w : writes) {
+        w.o->oplog.push_back(std::move(w.entry));  // reserved: does not throw
+        apply(w.shard, w.hash, std::move(w.key), std::move(w.value));
+        w.o->dirty = true;
+        touched |= std::uint64_t{1} << w.o->index;
       }
     } catch (...) {
       for (std::size_t i = 0; i < owners.size(); ++i) {

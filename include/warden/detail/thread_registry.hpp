@@ -93,8 +93,10 @@ class registry {
   // Visits every record ever created (free ones hold no section, so they are skipped cheaply).
   template <class F>
   void for_each(F&& f) const {
-    // acquire: pairs with the release in acquire(), so each record's fields are initialized.
-    for (thread_record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+    // seq_cst: pairs with the release in acquire(), so each record's fields are initialized,
+    // and, on the seq_cst-store reader path, keeps a record created after the owner's flip
+    // in the single total order the Dekker argument uses.
+    for (thread_record* r = head_.load(std::memory_order_seq_cst); r != nullptr; r = r->next) {
       f(*r);
     }
   }
