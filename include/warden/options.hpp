@@ -18,6 +18,11 @@ struct table_options {
   // Casts queued per owner before put/erase wait for room (try_put/try_erase refuse instead);
   // 0 means unbounded. Calls are not counted: each thread has at most one call in flight.
   std::size_t mailbox_capacity = 0;
+  // Read-side fence. true: a get announces itself with a plain store and the owner pays a
+  // membarrier() syscall per publication (free reads; best for read-mostly caches). false:
+  // each get pays a full fence (an xchg on x86) and owners pay none (cheaper calls and small
+  // write batches). Ignored (false) where the kernel lacks membarrier.
+  bool asymmetric_fence = true;
 };
 
 struct actor_options {

@@ -120,7 +120,7 @@ class table {
   std::optional<V> get(const K& key) const {
     const engine& e = checked();
     const std::size_t h = e.hasher(key);
-    detail::read_section section(e.id);
+    detail::read_section section(e.id, e.light_readers);
     const V* v = e.find_published(e.load_published(), key, h);
     return v ? std::optional<V>(*v) : std::nullopt;
   }
@@ -128,7 +128,7 @@ class table {
   bool contains(const K& key) const {
     const engine& e = checked();
     const std::size_t h = e.hasher(key);
-    detail::read_section section(e.id);
+    detail::read_section section(e.id, e.light_readers);
     return e.find_published(e.load_published(), key, h) != nullptr;
   }
 
@@ -142,14 +142,14 @@ class table {
   requires std::invocable<F&, view&>
   decltype(auto) snapshot(F&& fn) const {
     const engine& e = checked();
-    detail::read_section section(e.id);
+    detail::read_section section(e.id, e.light_readers);
     view v(&e, e.load_published());
     return std::invoke(fn, v);
   }
 
   [[nodiscard]] pinned pin() const {
     const engine& e = checked();
-    return pinned(&e, detail::enter_read(e.id));
+    return pinned(&e, detail::enter_read(e.id, e.light_readers));
   }
 
   // ---- casts ------------------------------------------------------------------------------

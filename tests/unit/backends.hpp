@@ -24,6 +24,14 @@ struct table_sharded {
   }
 };
 
+struct table_symmetric_fence {
+  static constexpr const char* name = "table_symmetric_fence";
+  template <class K, class V>
+  static warden::table<K, V> make() {
+    return warden::table<K, V>({.shards = 4, .owners = 1, .asymmetric_fence = false});
+  }
+};
+
 struct table_bounded {
   static constexpr const char* name = "table_bounded_mailbox";
   template <class K, class V>
@@ -49,9 +57,9 @@ struct erased {
   }
 };
 
-using all_backends =
-    ::testing::Types<table_default, table_sharded, table_bounded, actor_default,
-                     erased<table_default>, erased<table_sharded>, erased<actor_default>>;
+using all_backends = ::testing::Types<table_default, table_sharded, table_symmetric_fence,
+                                      table_bounded, actor_default, erased<table_default>,
+                                      erased<table_sharded>, erased<actor_default>>;
 
 struct backend_names {
   template <class T>

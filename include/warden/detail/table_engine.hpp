@@ -105,6 +105,7 @@ class table_engine {
   table_engine(const table_options& opts, Hash hash, Eq eq)
       : id(registry::instance().acquire_id()),
         shard_mask(opts.shards - 1),
+        light_readers(opts.asymmetric_fence),
         shards(std::make_unique<shard[]>(opts.shards)),
         shard_owner(std::make_unique<std::uint8_t[]>(opts.shards)),
         hasher(std::move(hash)),
@@ -180,7 +181,7 @@ class table_engine {
   // rebuilt from its published copy instead.
   void ensure_idle_ready(owner& o) noexcept {
     if (o.idle_ready) return;
-    wait_for_readers(id);
+    wait_for_readers(id, light_readers);
     std::vector<std::uint32_t> failed;
     failed.reserve(o.oplog.size());  // out of memory here ends the owner (noexcept)
     for (logged& e : o.oplog) {
@@ -353,6 +354,7 @@ class table_engine {
   // and the map it probes.
   const std::uint32_t id;
   const std::uint64_t shard_mask;
+  const bool light_readers;  // table_options::asymmetric_fence
   const std::unique_ptr<shard[]> shards;
   const std::unique_ptr<std::uint8_t[]> shard_owner;
   const Hash hasher;

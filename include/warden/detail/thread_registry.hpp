@@ -204,8 +204,9 @@ inline thread_record& current_record() {
   return *r;
 }
 
-// Opens a read section on cache `id`; returns the depth slot to pass to exit_read.
-WARDEN_ALWAYS_INLINE unsigned enter_read(std::uint32_t id) {
+// Opens a read section on cache `id`; returns the depth slot to pass to exit_read. `light`:
+// the cache's owners issue heavy_fence() before scanning (see asymmetric_fences()).
+WARDEN_ALWAYS_INLINE unsigned enter_read(std::uint32_t id, bool light) {
   thread_state& t = tls;
   thread_record* r = t.rec;
   if (WARDEN_UNLIKELY(r == nullptr)) r = register_thread();
@@ -216,7 +217,7 @@ WARDEN_ALWAYS_INLINE unsigned enter_read(std::uint32_t id) {
   // Half of a Dekker pair with the owner, which flips the publication word (seq_cst RMW) and
   // later loads this word. Either the owner sees this announcement and waits for the
   // section, or the flip precedes it and the caller's following load sees the new copy.
-  if (WARDEN_LIKELY(t.light)) {
+  if (WARDEN_LIKELY(t.light & light)) {
     // relaxed + compiler barrier: the owner's heavy_fence() supplies the StoreLoad fence.
     r->reading[d].store(word, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -248,10 +249,10 @@ inline bool in_read_section(std::uint32_t id) noexcept {
 
 // Called by an owner of cache `id` before it writes the idle copy: returns once every read
 // section on `id` that was open at the call has closed. Sections opened later read the
-// published copy (see enter_read), so they are not waited for.
-inline void wait_for_readers(std::uint32_t id) {
+// published copy (see enter_read), so they are not waited for. `light` as in enter_read.
+inline void wait_for_readers(std::uint32_t id, bool light) {
   const thread_record* self = tls.rec;
-  if (asymmetric_fences()) heavy_fence();  // the StoreLoad fence light readers skipped
+  if (light && asymmetric_fences()) heavy_fence();  // the StoreLoad fence light readers skipped
   registry::instance().for_each([&](thread_record& r) {
     if (&r == self) return;
     for (auto& word : r.reading) {
@@ -267,7 +268,7 @@ inline void wait_for_readers(std::uint32_t id) {
 // RAII read section.
 class read_section {
  public:
-  explicit read_section(std::uint32_t id) : depth_(enter_read(id)) {}
+  read_section(std::uint32_t id, bool light) : depth_(enter_read(id, light)) {}
   read_section(const read_section&) = delete;
   read_section& operator=(const read_section&) = delete;
   ~read_section() { exit_read(depth_); }
