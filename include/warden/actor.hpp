@@ -27,6 +27,7 @@
 
 #include "warden/detail/hashing.hpp"
 #include "warden/detail/owner.hpp"
+#include "warden/detail/owner_map.hpp"
 #include "warden/error.hpp"
 #include "warden/options.hpp"
 #include "warden/transaction.hpp"
@@ -36,7 +37,7 @@ namespace detail {
 
 template <class K, class V, class Hash, class Eq>
 struct actor_engine {
-  using map_type = absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>;
+  using map_type = owner_map<K, V, Hash, Eq>;
   using call_t = call<actor_engine>;
   using message = detail::message<K, V, call_t>;
   using put_op = typename message::put_op;
@@ -53,6 +54,7 @@ struct actor_engine {
   actor_engine& operator=(const actor_engine&) = delete;
   ~actor_engine() {
     thread.stop();
+    lingering.wait_until_empty();
     registry::instance().release_id(id);
   }
 
@@ -99,7 +101,7 @@ struct actor_engine {
           if (it != map.end()) {
             it->second = std::move(*w.value);
           } else {
-            map.emplace(std::move(w.key), std::move(*w.value));
+            upsert(map, w.hash, std::move(w.key), std::move(*w.value));
           }
         } else if (it != map.end()) {
           map.erase(it);
@@ -114,7 +116,7 @@ struct actor_engine {
                 if (it != map.end()) {
                   it->second = std::move(*u->old);
                 } else {
-                  map.emplace(std::move(u->key), std::move(*u->old));
+                  upsert(map, u->hash, std::move(u->key), std::move(*u->old));
                 }
               } else if (it != map.end()) {
                 map.erase(it);
@@ -130,7 +132,7 @@ struct actor_engine {
     for (message& m : batch) {
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
-          map.insert_or_assign(std::move(p->key), std::move(p->value));
+          upsert(map, p->hash, std::move(p->key), std::move(p->value));
         } catch (...) {
           cast_errors.record(m.sender, m.generation, std::current_exception());
         }
@@ -153,6 +155,7 @@ struct actor_engine {
   const Hash hasher;
   map_type map;  // owned by the actor thread
   cast_error_log cast_errors;
+  linger_count lingering;        // flush() callers, who read cast_errors after their reply
   owner_thread<message> thread;  // last: started after everything it uses exists
 };
 
@@ -244,6 +247,7 @@ class actor {
   // those casts since this thread's last flush, if any.
   void flush() {
     engine& e = checked();
+    detail::linger_count::scope stay(e.lingering, true);
     call_owner([](engine&) {});
     if (auto err = e.cast_errors.take(detail::current_record())) std::rethrow_exception(err);
   }
@@ -255,7 +259,9 @@ class actor {
       auto it = e.map.find(detail::prehashed_key<K>{&key, h});
       if (it == e.map.end()) {
         K copy(key);  // copied outside the map: see commit()
-        return e.map.emplace(std::move(copy), static_cast<V>(V{} + delta)).first->second;
+        const V next = static_cast<V>(V{} + delta);
+        detail::upsert(e.map, h, std::move(copy), V(next));
+        return next;
       }
       it->second = static_cast<V>(it->second + delta);
       return it->second;

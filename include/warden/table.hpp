@@ -184,6 +184,7 @@ class table {
   void flush() {
     engine& e = checked();
     detail::thread_record& rec = calling_record(e, "flush");
+    detail::linger_count::scope stay(e.lingering, true);
     typename engine::call_t c;
     post_to_all(e, rec, c);
     detail::await(c);
@@ -196,6 +197,7 @@ class table {
                    V delta) requires(std::is_arithmetic_v<V> && !std::is_same_v<V, bool>) {
     engine& e = checked();
     detail::thread_record& rec = calling_record(e, "update_counter");
+    detail::linger_count::scope stay(e.lingering, e.owners.size() > 1);
     struct counter_call : engine::call_t {
       const K* key;
       std::size_t hash;
@@ -252,6 +254,7 @@ class table {
     static_assert(!std::is_reference_v<R>, "a transact function must return by value");
     engine& e = checked();
     detail::thread_record& rec = calling_record(e, "transact");
+    detail::linger_count::scope stay(e.lingering, e.owners.size() > 1);
     struct tx_call : engine::call_t {
       F* fn;
       std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};

@@ -6,9 +6,8 @@
 #include <optional>
 #include <utility>
 
-#include <absl/container/flat_hash_map.h>
-
 #include "warden/detail/hashing.hpp"
+#include "warden/detail/owner_map.hpp"
 
 namespace warden {
 
@@ -47,19 +46,18 @@ class transaction {
   // Hash and the key's copy run here, before the staging map is touched: a throwing Hash
   // or copy reaches the transact function and stages nothing.
   void put(const K& key, V value) {
-    (void)hash_(key);
+    const std::size_t h = hash_(key);
     K copy(key);
-    staged_.insert_or_assign(std::move(copy), std::optional<V>(std::move(value)));
+    detail::upsert(staged_, h, std::move(copy), std::optional<V>(std::move(value)));
   }
   void erase(const K& key) {
-    (void)hash_(key);
+    const std::size_t h = hash_(key);
     K copy(key);
-    staged_.insert_or_assign(std::move(copy), std::nullopt);
+    detail::upsert(staged_, h, std::move(copy), std::optional<V>());
   }
 
   // Backend use: the staged writes (a value, or nullopt for an erase).
-  using staged_map = absl::flat_hash_map<K, std::optional<V>, detail::inner_hash<K, Hash>,
-                                         detail::inner_eq<K, Eq>>;
+  using staged_map = detail::owner_map<K, std::optional<V>, Hash, Eq>;
   const staged_map& staged() const { return staged_; }
 
  private:

@@ -236,6 +236,42 @@ class cast_error_log {
   std::atomic<bool> nonempty_{false};
 };
 
+// Counts callers that still use an engine after a reply (to collect their cast errors, or to
+// post the next step of a call made of several). Destruction drains the mailboxes, which
+// releases such a caller, and then waits here for it to leave before freeing the engine, so
+// a call in flight when destruction begins completes safely.
+class linger_count {
+ public:
+  class scope {
+   public:
+    scope(linger_count& c, bool active) noexcept : count_(active ? &c : nullptr) {
+      // relaxed: the caller then posts to a mailbox (mutex) that the destructor's drain and
+      // join order before its wait, so an in-flight caller is always counted there.
+      if (count_ != nullptr) count_->n_.fetch_add(1, std::memory_order_relaxed);
+    }
+    scope(const scope&) = delete;
+    scope& operator=(const scope&) = delete;
+    ~scope() {
+      // release: the caller's last use of the engine happens before the destructor's
+      // acquire load sees the count drop.
+      if (count_ != nullptr) count_->n_.fetch_sub(1, std::memory_order_release);
+    }
+
+   private:
+    linger_count* count_;
+  };
+
+  // After every mailbox is drained. Callers left are past their reply and leave within a few
+  // instructions; a yield loop avoids notifying a futex that may be freed at once.
+  void wait_until_empty() const noexcept {
+    // acquire: pairs with ~scope's release.
+    while (n_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+  }
+
+ private:
+  std::atomic<std::uint32_t> n_{0};
+};
+
 // One owner thread draining one mailbox. The batch function must not throw: it catches user
 // exceptions and carries them to callers, so the owner never dies from user code.
 template <class Msg>

@@ -54,6 +54,7 @@
 
 #include "warden/detail/hashing.hpp"
 #include "warden/detail/owner.hpp"
+#include "warden/detail/owner_map.hpp"
 #include "warden/detail/thread_registry.hpp"
 #include "warden/options.hpp"
 #include "warden/transaction.hpp"
@@ -65,7 +66,7 @@ static_assert(sizeof(std::size_t) == 8, "warden's shard selection assumes 64-bit
 template <class K, class V, class Hash, class Eq>
 class table_engine {
  public:
-  using map_type = absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>;
+  using map_type = owner_map<K, V, Hash, Eq>;
   using tx_type = transaction<K, V, Hash, Eq>;
 
   struct alignas(kFalseSharingRange) copy_slot {
@@ -132,6 +133,7 @@ class table_engine {
   // Drains: every accepted message is applied before the owners exit.
   ~table_engine() {
     for (auto& o : owners) o->thread.stop();
+    lingering.wait_until_empty();
     registry::instance().release_id(id);
   }
 
@@ -188,7 +190,7 @@ class table_engine {
       try {
         map_type& m = idle_map(e.shard);
         if (e.value) {
-          m.insert_or_assign(std::move(e.key), std::move(*e.value));
+          upsert(m, std::move(e.key), std::move(*e.value));
         } else {
           m.erase(e.key);
         }
@@ -216,7 +218,7 @@ class table_engine {
           for (const auto& [k, v] : src) {
             K key(k);
             V value(v);
-            fresh.insert_or_assign(std::move(key), std::move(value));
+            upsert(fresh, std::move(key), std::move(value));
           }
           if (reapply_log) {
             for (const logged& e : o.oplog) {
@@ -224,7 +226,7 @@ class table_engine {
               if (e.value) {
                 K key(e.key);
                 V value(*e.value);
-                fresh.insert_or_assign(std::move(key), std::move(value));
+                upsert(fresh, std::move(key), std::move(value));
               } else {
                 fresh.erase(e.key);
               }
@@ -239,7 +241,7 @@ class table_engine {
   void apply(std::uint32_t s, std::size_t h, K&& key, std::optional<V>&& value) {
     map_type& m = idle_map(s);
     if (value) {
-      m.insert_or_assign(std::move(key), std::move(*value));
+      upsert(m, h, std::move(key), std::move(*value));
     } else {
       m.erase(prehashed_key<K>{&key, h});
     }
@@ -365,6 +367,9 @@ class table_engine {
   std::mutex cross_post_mutex;  // orders cross-owner barriers identically in every mailbox
 
   cast_error_log cast_errors;
+  // Callers that use the engine after a reply: flush (cast_errors), and with several owners
+  // update_counter and transact (dirty-owner bookkeeping, a second post).
+  linger_count lingering;
 };
 
 }  // namespace warden::detail

@@ -1,0 +1,59 @@
+// The hash map an owner keeps (the table's shard copies, the actor's state, a transaction's
+// staged writes), and the one way owners insert into it. Both choices exist to keep a map
+// consistent when user code (a key's copy, Eq) throws.
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/node_hash_map.h>
+
+#include "warden/detail/hashing.hpp"
+
+namespace warden::detail {
+
+// absl's flat map relocates its slots when it grows. It moves a slot's key only when
+// pair<K, V> and pair<const K, V> share one standard layout; otherwise it moves the
+// pair<const K, V>, which *copies* the key, and a copy that throws half-way through a rehash
+// leaves the map losing and leaking entries. Such keys get a node map, whose nodes never
+// move. The condition is absl's own (container_memory.h, IsLayoutCompatible), or stricter.
+template <class K, class V>
+inline constexpr bool flat_relocation_cannot_throw =
+    std::is_nothrow_copy_constructible_v<K> ||
+    (std::is_standard_layout_v<K> && std::is_standard_layout_v<V> &&
+     std::is_standard_layout_v<std::pair<K, V>> &&
+     std::is_standard_layout_v<std::pair<const K, V>>);
+
+template <class K, class V, class Hash, class Eq>
+using owner_map =
+    std::conditional_t<flat_relocation_cannot_throw<K, V>,
+                       absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>,
+                       absl::node_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>>;
+
+// Inserts or assigns `key` (whose hash is `h`) with one probe, moving key and value in. Unlike
+// emplace/insert_or_assign, it calls no Eq once the element is in place (absl's debug builds
+// look a new element up again, and an Eq throwing there would report as failed a write that
+// was made). Strong guarantee when V's move assignment does not throw: an exception (Eq in
+// the probe, out of memory in a growth) leaves the map as it was. (A node map that runs out
+// of memory for the node itself is the exception; absl's own emplace shares that limit.)
+template <class Map, class K, class V>
+void upsert(Map& map, std::size_t h, K&& key, V&& value) {
+  bool inserted = false;
+  auto it =
+      map.lazy_emplace(prehashed_key<std::remove_cvref_t<K>>{&key, h}, [&](const auto& construct) {
+        inserted = true;
+        construct(std::move(key), std::move(value));
+      });
+  if (!inserted) it->second = std::move(value);
+}
+
+// As above, hashing the key with the map's own (retrying, non-throwing) hash.
+template <class Map, class K, class V>
+void upsert(Map& map, K&& key, V&& value) {
+  const std::size_t h = map.hash_function()(std::as_const(key));
+  upsert(map, h, std::forward<K>(key), std::forward<V>(value));
+}
+
+}  // namespace warden::detail
