@@ -129,7 +129,18 @@ struct actor_engine {
   }
 
   void process(std::vector<message>& batch) noexcept {
-    for (message& m : batch) {
+    const std::size_t n = batch.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      // Overlaps the cache misses of queued writes, as the table's owners do.
+      if (i + kPrefetchDistance < n) {
+        const message& ahead = batch[i + kPrefetchDistance];
+        if (auto* p = std::get_if<put_op>(&ahead.op)) {
+          map.prefetch(prehashed_key<K>{&p->key, p->hash});
+        } else if (auto* e = std::get_if<erase_op>(&ahead.op)) {
+          map.prefetch(prehashed_key<K>{&e->key, e->hash});
+        }
+      }
+      message& m = batch[i];
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
           upsert(map, p->hash, std::move(p->key), std::move(p->value));

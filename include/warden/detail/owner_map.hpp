@@ -19,6 +19,10 @@ namespace warden::detail {
 // pair<const K, V>, which *copies* the key, and a copy that throws half-way through a rehash
 // leaves the map losing and leaking entries. Such keys get a node map, whose nodes never
 // move. The condition is absl's own (container_memory.h, IsLayoutCompatible), or stricter.
+// How many queued writes ahead an owner prefetches the slots a write will probe: enough to
+// keep several cache misses in flight, few enough that the lines are still there when used.
+inline constexpr std::size_t kPrefetchDistance = 8;
+
 template <class K, class V>
 inline constexpr bool flat_relocation_cannot_throw =
     std::is_nothrow_copy_constructible_v<K> ||

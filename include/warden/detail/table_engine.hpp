@@ -86,6 +86,7 @@ class table_engine {
   // A write applied to the idle copy, kept to replay onto the other copy after the flip.
   struct logged {
     std::uint32_t shard;
+    std::size_t hash;
     std::optional<V> value;  // nullopt: erase
     K key;
   };
@@ -186,13 +187,19 @@ class table_engine {
     wait_for_readers(id, light_readers);
     std::vector<std::uint32_t> failed;
     failed.reserve(o.oplog.size());  // out of memory here ends the owner (noexcept)
-    for (logged& e : o.oplog) {
+    const std::size_t n = o.oplog.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kPrefetchDistance < n) {
+        const logged& ahead = o.oplog[i + kPrefetchDistance];
+        idle_map(ahead.shard).prefetch(prehashed_key<K>{&ahead.key, ahead.hash});
+      }
+      logged& e = o.oplog[i];
       try {
         map_type& m = idle_map(e.shard);
         if (e.value) {
-          upsert(m, std::move(e.key), std::move(*e.value));
+          upsert(m, e.hash, std::move(e.key), std::move(*e.value));
         } else {
-          m.erase(e.key);
+          m.erase(prehashed_key<K>{&e.key, e.hash});
         }
       } catch (...) {
         failed.push_back(e.shard);
@@ -254,7 +261,7 @@ class table_engine {
   void write(owner& o, std::size_t h, K&& key, std::optional<V>&& value) {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
-    o.oplog.push_back(logged{s, value, key});
+    o.oplog.push_back(logged{s, h, value, key});
     try {
       apply(s, h, std::move(key), std::move(value));
     } catch (...) {
@@ -285,7 +292,7 @@ class table_engine {
       const std::size_t h = hash_retrying(hasher, key);  // hashed once already, in tx.put
       const auto s = static_cast<std::uint32_t>(shard_of(h));
       writes.push_back(
-          prepared{owners[shard_owner[s]].get(), s, h, K(key), value, logged{s, value, K(key)}});
+          prepared{owners[shard_owner[s]].get(), s, h, K(key), value, logged{s, h, value, K(key)}});
     }
     std::vector<std::size_t> log_sizes(owners.size());
     for (std::size_t i = 0; i < owners.size(); ++i) log_sizes[i] = owners[i]->oplog.size();
@@ -326,9 +333,29 @@ class table_engine {
     o.replies.clear();
   }
 
+  // Starts loading the slots a queued write will probe, so that the cache misses of several
+  // writes overlap instead of coming one after another.
+  void prefetch_write(const message& m) {
+    std::size_t h;
+    const K* key;
+    if (auto* p = std::get_if<put_op>(&m.op)) {
+      h = p->hash;
+      key = &p->key;
+    } else if (auto* e = std::get_if<erase_op>(&m.op)) {
+      h = e->hash;
+      key = &e->key;
+    } else {
+      return;
+    }
+    idle_map(shard_of(h)).prefetch(prehashed_key<K>{key, h});
+  }
+
   void process(owner& o, std::vector<message>& batch) noexcept {
     o.replies.reserve(batch.size());
-    for (message& m : batch) {
+    const std::size_t n = batch.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kPrefetchDistance < n) prefetch_write(batch[i + kPrefetchDistance]);
+      message& m = batch[i];
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
           write(o, p->hash, std::move(p->key), std::optional<V>(std::move(p->value)));
