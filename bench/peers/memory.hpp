@@ -94,8 +94,11 @@ inline std::int64_t live_bytes() noexcept {
 // Fixed per-cache costs (an actor system, TBB's segment table) are spread over n, so use a
 // large n. An actor's map is allocated on its scheduler thread, still through operator new, so
 // it counts; flush()'s reply orders those allocations before the second reading.
+// `flush_every` > 0 also flushes after every that many puts, so that an asynchronous cache's
+// queues never hold more than that many writes: the footprint then shows the data structure
+// alone rather than buffers sized by one burst of n writes.
 template <class Cache>
-double bytes_per_entry(std::size_t n) {
+double bytes_per_entry(std::size_t n, std::size_t flush_every = 0) {
   using K = typename Cache::key_type;
   using V = typename Cache::mapped_type;
   if (n == 0) return 0.0;
@@ -114,7 +117,14 @@ double bytes_per_entry(std::size_t n) {
   std::int64_t after = 0;
   {
     auto cache = std::make_unique<Cache>();
-    for (const K& key : keys) cache->put(key, static_cast<V>(key));
+    std::size_t unflushed = 0;
+    for (const K& key : keys) {
+      cache->put(key, static_cast<V>(key));
+      if (++unflushed == flush_every) {
+        cache->flush();
+        unflushed = 0;
+      }
+    }
     cache->flush();
     after = live_bytes();
   }
