@@ -12,16 +12,18 @@ struct table_options {
   // Number of shards (a power of two, 1..65536). More shards bound the pause of a rehash and
   // let several owners split the writes; each shard costs two small hash-map headers.
   std::size_t shards = 16;
-  // Owner threads (1 <= owners <= min(shards, 64)). A key's owner is fixed by its shard;
+  // Owner threads (1 <= owners <= min(shards, 32)). A key's owner is fixed by its shard;
   // owners apply writes in parallel. Transactions spanning owners stop all of them briefly.
   std::size_t owners = 1;
   // Casts queued per owner before put/erase wait for room (try_put/try_erase refuse instead);
   // 0 means unbounded. Calls are not counted: each thread has at most one call in flight.
   std::size_t mailbox_capacity = 0;
-  // Read-side fence. true: a get announces itself with a plain store and the owner pays a
-  // membarrier() syscall per publication (free reads; best for read-mostly caches). false:
-  // each get pays a full fence (an xchg on x86) and owners pay none (cheaper calls and small
-  // write batches). Ignored (false) where the kernel lacks membarrier.
+  // Read-side fence. true: adaptive. While an owner publishes rarely, a get announces itself
+  // with a plain store and the owner pays a membarrier() syscall per publication (fence-free
+  // reads); while it publishes often (calls, a stream of small batches), it switches the
+  // readers of its shards to fencing their own announcement, and back once writes quieten.
+  // false: every get pays the fence (an xchg on x86) and owners never call membarrier().
+  // Without kernel membarrier support, true behaves as false.
   bool asymmetric_fence = true;
 };
 
@@ -33,7 +35,8 @@ struct actor_options {
 namespace detail {
 
 inline constexpr std::size_t kMaxShards = 65536;
-inline constexpr std::size_t kMaxOwners = 64;  // one bit each in the publication mask
+// Two bits each in the 64-bit publication word: the copy readers use, and the fence mode.
+inline constexpr std::size_t kMaxOwners = 32;
 
 inline void validate(const table_options& o) {
   if (o.shards == 0 || (o.shards & (o.shards - 1)) != 0 || o.shards > kMaxShards) {

@@ -97,7 +97,7 @@ class table {
 
    private:
     friend class table;
-    pinned(const engine* e, unsigned depth) : view(e, e->load_published()), depth_(depth) {}
+    pinned(const engine* e, typename engine::opened_section s) : view(e, s.pub), depth_(s.depth) {}
     unsigned depth_;
   };
 
@@ -120,16 +120,18 @@ class table {
   std::optional<V> get(const K& key) const {
     const engine& e = checked();
     const std::size_t h = e.hasher(key);
-    detail::read_section section(e.id, e.light_readers);
-    const V* v = e.find_published(e.load_published(), key, h);
+    const auto s = e.open_read();
+    detail::section_closer close(s.depth);
+    const V* v = e.find_published(s.pub, key, h);
     return v ? std::optional<V>(*v) : std::nullopt;
   }
 
   bool contains(const K& key) const {
     const engine& e = checked();
     const std::size_t h = e.hasher(key);
-    detail::read_section section(e.id, e.light_readers);
-    return e.find_published(e.load_published(), key, h) != nullptr;
+    const auto s = e.open_read();
+    detail::section_closer close(s.depth);
+    return e.find_published(s.pub, key, h) != nullptr;
   }
 
   // Entries visible now (O(shards)).
@@ -142,14 +144,22 @@ class table {
   requires std::invocable<F&, view&>
   decltype(auto) snapshot(F&& fn) const {
     const engine& e = checked();
-    detail::read_section section(e.id, e.light_readers);
-    view v(&e, e.load_published());
+    const auto s = e.open_read();
+    detail::section_closer close(s.depth);
+    view v(&e, s.pub);
     return std::invoke(fn, v);
+  }
+
+  // Diagnostics: how many times the owners have switched their readers between light and
+  // fenced announcements (table_options::asymmetric_fence).
+  std::uint64_t fence_mode_switches() const noexcept {
+    // relaxed: a statistic.
+    return e_ ? e_->fence_mode_switches.load(std::memory_order_relaxed) : 0;
   }
 
   [[nodiscard]] pinned pin() const {
     const engine& e = checked();
-    return pinned(&e, detail::enter_read(e.id, e.light_readers));
+    return pinned(&e, e.open_read());
   }
 
   // ---- casts ------------------------------------------------------------------------------

@@ -115,6 +115,68 @@ TEST(Stress, ShardedTableReadersNeverSeeTornValues) {
   torn_value_run(t);
 }
 
+// One writer alternating bursts of flushed writes (which switch the owners' readers to
+// fenced announcements) with pauses longer than the quiet gap (which switch them back), while
+// readers check every value: the fence-mode switch must never let a reader into a copy the
+// owner is writing.
+TEST(Stress, TableReadersNeverSeeTornValuesAcrossFenceModeSwitches) {
+  // Switch on timing alone, so that the test switches however loaded the machine is: every
+  // second scan of a burst switches to fenced readers, every pause back to light ones.
+  const auto saved = warden::detail::fence_policy_defaults;
+  warden::detail::fence_policy_defaults = {.frequent_wait = std::chrono::seconds(10),
+                                           .quick_waits = 2,
+                                           .quiet_wait = std::chrono::milliseconds(1)};
+  warden::table<std::uint64_t, payload> t({.shards = 4, .owners = 2});
+  warden::detail::fence_policy_defaults = saved;
+  const auto seed = stress_seed();
+  constexpr int kReaders = 4;
+  constexpr std::uint64_t kKeys = 64;
+  const auto deadline = clock_type::now() + std::chrono::duration<double>(stress_seconds());
+  std::atomic<bool> stop{false};
+  std::atomic<std::uint64_t> reads{0}, torn{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < kReaders; ++r) {
+    readers.emplace_back([&, r] {
+      std::mt19937_64 rng(seed * 17 + static_cast<std::uint64_t>(r));
+      std::uint64_t n = 0, bad = 0;
+      while (!stop.load(std::memory_order_relaxed)) {
+        if (r % 4 == 0) {
+          auto pin = t.pin();
+          for (int i = 0; i < 8; ++i) {
+            if (auto p = pin.get(rng() % kKeys)) bad += !p->intact();
+          }
+        } else if (auto p = t.get(rng() % kKeys)) {
+          bad += !p->intact();
+        }
+        ++n;
+      }
+      reads.fetch_add(n);
+      torn.fetch_add(bad);
+    });
+  }
+  std::mt19937_64 rng(seed);
+  std::uint64_t writes = 0;
+  while (clock_type::now() < deadline) {
+    for (int i = 0; i < 64; ++i) {
+      t.put(rng() % kKeys, payload::make(rng));
+      t.flush();
+      ++writes;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(4));
+  }
+  stop.store(true);
+  for (auto& th : readers) th.join();
+  std::printf("fence-mode run: %llu writes, %llu reads, %llu mode switches\n",
+              static_cast<unsigned long long>(writes),
+              static_cast<unsigned long long>(reads.load()),
+              static_cast<unsigned long long>(t.fence_mode_switches()));
+  EXPECT_EQ(torn.load(), 0u);
+  EXPECT_GT(reads.load(), 0u);
+#if defined(__linux__)
+  EXPECT_GT(t.fence_mode_switches(), 2u) << "the test never switched fence modes";
+#endif
+}
+
 TEST(Stress, ActorReadersNeverSeeTornValues) {
   warden::actor<std::uint64_t, payload> a;
   torn_value_run(a);

@@ -34,13 +34,13 @@ TEST(TableOptions, InvalidOptionsNameTheFieldAndRule) {
   expect_invalid({.shards = 1u << 20}, "shards");
   expect_invalid({.shards = 4, .owners = 0}, "owners");
   expect_invalid({.shards = 4, .owners = 5}, "owners <= shards");
-  expect_invalid({.shards = 128, .owners = 65}, "owners");
+  expect_invalid({.shards = 128, .owners = 33}, "owners");
 }
 
 TEST(TableOptions, ValidEdgeOptionsWork) {
   for (warden::table_options o :
        {warden::table_options{.shards = 1, .owners = 1},
-        warden::table_options{.shards = 64, .owners = 64},
+        warden::table_options{.shards = 64, .owners = 32},
         warden::table_options{.shards = 2, .owners = 2, .mailbox_capacity = 1}}) {
     table t(o);
     for (std::uint64_t k = 0; k < 300; ++k) t.put(k, k);

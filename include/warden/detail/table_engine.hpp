@@ -22,6 +22,23 @@
 // independent lookups from overlapping their cache misses. Owners defer that wait to the next
 // batch, by which time readers have almost always moved on, so it rarely waits at all.
 //
+// Fence modes. membarrier() interrupts every CPU running a thread of the process; that is
+// cheap on bare metal but costs ~10 us per call on a VM whenever another thread runs (an IPI
+// is a VM exit), so an owner publishing tens of thousands of times a second (calls, small
+// batches) would spend its time there and slow its readers down. Each owner therefore picks
+// a mode, shown by its fence bit in the high half of `published`: clear, the owner issues
+// membarrier() before each scan; set, readers that see it fence their own announcement and
+// the owner scans without membarrier().
+// An owner sets its bit after 8 scans in a row, each within 100 us of the previous one, and
+// clears it at the first scan after 2 ms without one (fence_policy). Setting the bit
+// is followed by a membarrier() (the scan's own). A reader announces with a plain store and
+// then loads `published`: if that load shows no fence bit, it preceded the bit's setting and
+// so the membarrier() after it, which made the announcement visible to every later scan; if
+// it shows one, the reader fences and loads `published` again (the symmetric Dekker pair).
+// Clearing needs nothing more: from then on every scan issues membarrier() again. A fenced
+// get costs a plain store, a load, a fence and a load; a light one what it did before.
+// table_options::asymmetric_fence = false keeps every owner's readers fenced.
+//
 // Writes. Owner i drains its mailbox; before the batch's first write it waits for readers of
 // the idle copy and replays the previous batch's log into it (the two copies are then equal);
 // it applies the batch to the idle copy, logging each write; then flips bit i and completes
@@ -63,6 +80,21 @@ namespace warden::detail {
 
 static_assert(sizeof(std::size_t) == 8, "warden's shard selection assumes 64-bit hashes");
 
+// Fence-mode switching (file comment): `quick_waits` scans in a row, each within
+// `frequent_wait` of the last, switch an owner's readers to fenced announcements; a gap of
+// `quiet_wait` switches them back. A table copies `fence_policy_defaults` when it is
+// constructed; tests change the defaults (before constructing, from one thread) to force
+// switches.
+struct fence_policy {
+  std::chrono::steady_clock::duration frequent_wait = std::chrono::microseconds(100);
+  int quick_waits = 8;
+  std::chrono::steady_clock::duration quiet_wait = std::chrono::milliseconds(2);
+};
+inline fence_policy fence_policy_defaults;
+inline constexpr unsigned kFenceShift = 32;
+inline constexpr std::uint64_t kFenceBits = ~std::uint64_t{0} << kFenceShift;
+static_assert(kMaxOwners <= kFenceShift);
+
 template <class K, class V, class Hash, class Eq>
 class table_engine {
  public:
@@ -96,10 +128,13 @@ class table_engine {
         : engine(e), index(i), thread(capacity) {}
     table_engine* const engine;
     const std::uint32_t index;
-    std::vector<logged> oplog;     // writes the idle copy has and the published one lacks, or
-                                   // (after a flip) the reverse
-    bool idle_ready = true;        // the idle copy equals the published one
-    bool dirty = false;            // the idle copy has unpublished writes
+    std::vector<logged> oplog;   // writes the idle copy has and the published one lacks, or
+                                 // (after a flip) the reverse
+    bool idle_ready = true;      // the idle copy equals the published one
+    bool dirty = false;          // the idle copy has unpublished writes
+    bool readers_fence = false;  // this owner's fence bit in `published`
+    int quick_waits = 0;         // consecutive reader waits that came soon after the last
+    std::chrono::steady_clock::time_point last_wait{};
     std::vector<call_t*> replies;  // calls to complete after the next publication
     owner_thread<message> thread;
   };
@@ -160,6 +195,25 @@ class table_engine {
     return published.load(std::memory_order_seq_cst);
   }
 
+  struct opened_section {
+    unsigned depth;     // for exit_read
+    std::uint64_t pub;  // the publication word to read under the section
+  };
+
+  // Opens a read section and loads the publication word (file comment, "Fence modes"). The
+  // announcement is light whenever the table allows it; if the word then shows an owner
+  // asking for fenced readers, that owner may scan without membarrier(), so the reader
+  // supplies the StoreLoad fence itself and loads the word again.
+  WARDEN_ALWAYS_INLINE opened_section open_read() const {
+    const unsigned depth = enter_read(id, light_readers);
+    std::uint64_t pub = load_published();
+    if (WARDEN_UNLIKELY((pub & kFenceBits) != 0)) {
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      pub = load_published();
+    }
+    return {depth, pub};
+  }
+
   // ---- owner side ------------------------------------------------------------------------
   // Only the owner of `s` (or the barrier coordinator while that owner is parked) calls this.
   map_type& idle_map(std::size_t s) {
@@ -179,12 +233,44 @@ class table_engine {
     return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key, h);
   }
 
+  // Chooses this owner's fence mode for the wait that follows (file comment, "Fence modes")
+  // and returns whether that wait must issue membarrier().
+  bool choose_fence_mode(owner& o) noexcept {
+    if (!light_readers || !asymmetric_fences()) return false;  // readers always fence
+    const auto now = std::chrono::steady_clock::now();
+    const auto since = now - o.last_wait;
+    o.last_wait = now;
+    const std::uint64_t bit = std::uint64_t{1} << (kFenceShift + o.index);
+    if (!o.readers_fence) {
+      o.quick_waits = since < policy.frequent_wait ? o.quick_waits + 1 : 0;
+      if (o.quick_waits >= policy.quick_waits) {
+        // seq_cst: ordered before the membarrier() of the wait that follows; see open_read.
+        published.fetch_or(bit, std::memory_order_seq_cst);
+        o.readers_fence = true;
+        o.quick_waits = 0;
+        // relaxed: a statistic.
+        fence_mode_switches.fetch_add(1, std::memory_order_relaxed);
+      }
+      return true;  // light readers, or the switch's own membarrier()
+    }
+    if (since > policy.quiet_wait) {
+      // seq_cst: readers that see the bit clear announce lightly; this and every later wait
+      // in light mode issues membarrier() for them.
+      published.fetch_and(~bit, std::memory_order_seq_cst);
+      o.readers_fence = false;
+      // relaxed: a statistic.
+      fence_mode_switches.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
+    return false;  // every reader of this owner's shards fences its own announcement
+  }
+
   // Waits for readers to leave the idle copies, then replays the log onto them. Replay only
   // moves (nothrow); Eq may still throw in a probe, and a shard where that happened is
   // rebuilt from its published copy instead.
   void ensure_idle_ready(owner& o) noexcept {
     if (o.idle_ready) return;
-    wait_for_readers(id, light_readers);
+    wait_for_readers(id, choose_fence_mode(o));
     std::vector<std::uint32_t> failed;
     failed.reserve(o.oplog.size());  // out of memory here ends the owner (noexcept)
     const std::size_t n = o.oplog.size();
@@ -384,13 +470,17 @@ class table_engine {
   const std::uint32_t id;
   const std::uint64_t shard_mask;
   const bool light_readers;  // table_options::asymmetric_fence
+  const fence_policy policy = fence_policy_defaults;
   const std::unique_ptr<shard[]> shards;
   const std::unique_ptr<std::uint8_t[]> shard_owner;
   const Hash hasher;
   const Eq equal;
+  // Bit i: the copy of owner i's shards that readers use. Bit kFenceShift + i: owner i asks
+  // readers to fence their announcements ("Fence modes"); one word, so a get loads it once.
   std::atomic<std::uint64_t> published{0};
 
   alignas(kFalseSharingRange) std::vector<std::unique_ptr<owner>> owners;
+  std::atomic<std::uint64_t> fence_mode_switches{0};
   std::mutex cross_post_mutex;  // orders cross-owner barriers identically in every mailbox
 
   cast_error_log cast_errors;

@@ -249,7 +249,8 @@ inline bool in_read_section(std::uint32_t id) noexcept {
 
 // Called by an owner of cache `id` before it writes the idle copy: returns once every read
 // section on `id` that was open at the call has closed. Sections opened later read the
-// published copy (see enter_read), so they are not waited for. `light` as in enter_read.
+// published copy (see enter_read), so they are not waited for. `light`: readers of `id` may
+// have announced themselves with light stores, whose StoreLoad fence this must supply.
 inline void wait_for_readers(std::uint32_t id, bool light) {
   const thread_record* self = tls.rec;
   if (light && asymmetric_fences()) heavy_fence();  // the StoreLoad fence light readers skipped
@@ -265,13 +266,13 @@ inline void wait_for_readers(std::uint32_t id, bool light) {
   });
 }
 
-// RAII read section.
-class read_section {
+// Closes the read section opened at `depth` when it goes out of scope.
+class section_closer {
  public:
-  read_section(std::uint32_t id, bool light) : depth_(enter_read(id, light)) {}
-  read_section(const read_section&) = delete;
-  read_section& operator=(const read_section&) = delete;
-  ~read_section() { exit_read(depth_); }
+  explicit section_closer(unsigned depth) noexcept : depth_(depth) {}
+  section_closer(const section_closer&) = delete;
+  section_closer& operator=(const section_closer&) = delete;
+  ~section_closer() { exit_read(depth_); }
 
  private:
   unsigned depth_;
