@@ -208,7 +208,7 @@ class table_engine {
     const unsigned depth = enter_read(id, light_readers);
     std::uint64_t pub = load_published();
     if (WARDEN_UNLIKELY((pub & kFenceBits) != 0)) {
-      std::atomic_thread_fence(std::memory_order_seq_cst);
+      fence_announcement(depth);
       pub = load_published();
     }
     return {depth, pub};

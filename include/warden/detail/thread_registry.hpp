@@ -228,6 +228,17 @@ WARDEN_ALWAYS_INLINE unsigned enter_read(std::uint32_t id, bool light) {
   return d;
 }
 
+// Stores the announcement of the section at depth `d` again, now as a seq_cst RMW: the
+// StoreLoad fence a light announcement skipped, for a reader that learns only after
+// announcing that its owner scans without membarrier(). (A seq_cst RMW rather than
+// atomic_thread_fence, which ThreadSanitizer does not model.)
+inline void fence_announcement(unsigned d) noexcept {
+  std::atomic<std::uint64_t>& word = tls.rec->reading[d];
+  // relaxed: the thread reads its own store. seq_cst: pairs with the owner's seq_cst flip and
+  // scan, as enter_read's seq_cst store does.
+  word.exchange(word.load(std::memory_order_relaxed), std::memory_order_seq_cst);
+}
+
 WARDEN_ALWAYS_INLINE void exit_read(unsigned d) noexcept {
   thread_state& t = tls;
   // release: every read made in the section happens-before the owner's acquire load that sees
