@@ -16,6 +16,19 @@ namespace {
 constexpr int kBatch = 64;         // gets per iteration (and per pin for table_pinned)
 constexpr int kWriterBatch = 256;  // the writer flushes after this many puts (bounds its queue)
 
+// One iteration of independent lookups: kBatch gets from `stream` at `pos` (then advanced),
+// summed into `sum` so that the results stay alive.
+template <class C>
+void independent_gets(const C& c, const u64* stream, std::size_t& pos, u64& sum) {
+  with_reader(c, [&](const auto& r) {
+    for (int j = 0; j < kBatch; ++j) {
+      const std::optional<u64> v = r.get(stream[pos + j]);
+      sum += v ? *v : 1;
+    }
+  });
+  pos = (pos + kBatch) & kStreamMask;
+}
+
 // Independent lookups: the next key does not depend on the previous result, so the core can
 // overlap the cache misses of several gets. `sum` keeps the results alive.
 template <class C>
@@ -25,15 +38,7 @@ void read_throughput(benchmark::State& state, bool hits) {
   const u64* stream = hits ? ks.hits.data() : ks.misses.data();
   std::size_t pos = stream_start(state.thread_index());
   u64 sum = 0;
-  run_loop(state, kBatch, [&] {
-    with_reader(c, [&](const auto& r) {
-      for (int j = 0; j < kBatch; ++j) {
-        const std::optional<u64> v = r.get(stream[pos + j]);
-        sum += v ? *v : 1;
-      }
-    });
-    pos = (pos + kBatch) & kStreamMask;
-  });
+  run_loop(state, kBatch, [&] { independent_gets(c, stream, pos, sum); });
   benchmark::DoNotOptimize(sum);
 }
 
@@ -92,15 +97,7 @@ void reader_cpu(benchmark::State& state, bool writer) {
   u64 sum = 0;
   const u64 written_before = written.load(std::memory_order_relaxed);
   const double cpu_before = thread_cpu_ns();
-  run_loop(state, kBatch, [&] {
-    with_reader(c, [&](const auto& r) {
-      for (int j = 0; j < kBatch; ++j) {
-        const std::optional<u64> v = r.get(stream[pos + j]);
-        sum += v ? *v : 1;
-      }
-    });
-    pos = (pos + kBatch) & kStreamMask;
-  });
+  run_loop(state, kBatch, [&] { independent_gets(c, stream, pos, sum); });
   const double cpu_after = thread_cpu_ns();
   const u64 written_during = written.load(std::memory_order_relaxed) - written_before;
   stop.store(true, std::memory_order_relaxed);
