@@ -2,12 +2,18 @@
 // uniform and Zipf(0.99) keys, at 1, 2, 4 and 64 threads. Reads are get, writes are put of an
 // existing key (the key set stays fixed). Each thread flushes after every kFlushEvery of its own
 // writes, so an asynchronous backend is charged for applying its writes, not only for queueing
-// them (for the synchronous peers flush is a no-op).
+// them (for the synchronous peers flush is a no-op). One operation in kSampleEvery is also
+// timed on its own (steady_clock around it, so ~20-40 ns of clock reads are included; a
+// sampled write that is a thread's 256th includes its flush); the samples of all threads are
+// merged and reported as p50_ns / p99_ns.
+#include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common.hpp"
@@ -19,6 +25,52 @@ constexpr int kBatch = 64;             // operations per iteration
 constexpr unsigned kFlushEvery = 256;  // a thread's writes between its flushes
 constexpr std::size_t kMixKeys = 100000;
 constexpr std::size_t kOpsLen = std::size_t{1} << 16;  // pattern of reads/writes, repeated
+// One operation in this many is timed; a prime, so that it never falls in step with the
+// flush every kFlushEvery writes.
+constexpr unsigned kSampleEvery = 127;
+constexpr std::size_t kMinSamples = 100;  // fewer: no percentiles reported
+
+// The sampled latencies of the current run: every thread adds its own after its loop, then
+// thread 0 computes the percentiles. Reset by the run's Setup, before its threads start.
+struct sample_pool {
+  std::mutex mu;
+  std::vector<std::uint32_t> ns;  // guarded by mu
+  std::atomic<int> merged{0};
+};
+sample_pool g_samples;
+
+template <class C>
+void setup_mix(const benchmark::State& state) {
+  setup_filled<C>(state);
+  g_samples.ns.clear();
+  // relaxed: the run's threads are created after Setup returns, which orders this store.
+  g_samples.merged.store(0, std::memory_order_relaxed);
+}
+
+// Adds this thread's samples; thread 0 then waits for the others and reports percentiles.
+void report_samples(benchmark::State& state, const std::vector<std::uint32_t>& mine) {
+  {
+    std::lock_guard lock(g_samples.mu);
+    g_samples.ns.insert(g_samples.ns.end(), mine.begin(), mine.end());
+  }
+  // release: this thread's insert happens before thread 0's acquire load sees the count.
+  g_samples.merged.fetch_add(1, std::memory_order_release);
+  if (state.thread_index() != 0) return;
+  while (g_samples.merged.load(std::memory_order_acquire) != state.threads()) {
+    std::this_thread::yield();
+  }
+  std::lock_guard lock(g_samples.mu);
+  std::vector<std::uint32_t>& v = g_samples.ns;
+  if (v.size() < kMinSamples) return;
+  auto at = [&](double q) {
+    auto it = v.begin() + static_cast<std::ptrdiff_t>(q * static_cast<double>(v.size() - 1));
+    std::nth_element(v.begin(), it, v.end());
+    return static_cast<double>(*it);
+  };
+  // Only thread 0 sets these, so Google Benchmark's sum over threads leaves them as they are.
+  state.counters["p50_ns"] = at(0.50);
+  state.counters["p99_ns"] = at(0.99);
+}
 
 // Exactly (100 - read_pct)% ones (writes) in kOpsLen slots, shuffled; built before timing.
 const std::vector<std::uint8_t>& op_pattern(int read_pct) {
@@ -45,10 +97,19 @@ void mix(benchmark::State& state, int read_pct, bool zipf) {
   std::size_t pos = stream_start(state.thread_index());
   u64 sum = 0;
   unsigned unflushed = 0;
+  unsigned tick = 0;
+  std::vector<std::uint32_t> samples;
+  samples.reserve(std::size_t{1} << 16);
   run_loop(state, kBatch, [&] {
     for (int j = 0; j < kBatch; ++j) {
       const std::size_t i = pos + static_cast<std::size_t>(j);
       const u64 k = stream[i];
+      const bool timed = ++tick == kSampleEvery;
+      std::int64_t start = 0;
+      if (timed) {
+        tick = 0;
+        start = now_ns();
+      }
       if (ops[i & (kOpsLen - 1)] != 0) {
         c.put(k, i);
         if (++unflushed == kFlushEvery) {
@@ -59,11 +120,16 @@ void mix(benchmark::State& state, int read_pct, bool zipf) {
         const std::optional<u64> v = c.get(k);
         sum += v ? *v : 1;
       }
+      if (timed) {
+        const std::int64_t took = now_ns() - start;
+        samples.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(took, UINT32_MAX)));
+      }
     }
     pos = (pos + kBatch) & kStreamMask;
   });
   if (unflushed != 0) c.flush();  // after timing: leaves nothing queued for the next run
   benchmark::DoNotOptimize(sum);
+  report_samples(state, samples);
 }
 
 void register_all() {
@@ -76,7 +142,7 @@ void register_all() {
           add("mix/reads:" + std::to_string(read_pct) + "/dist:" + (zipf ? "zipf" : "uniform") +
                   "/subject:" + s,
               [read_pct, zipf](benchmark::State& st) { mix<C>(st, read_pct, zipf); })
-              ->Setup(setup_filled<C>)
+              ->Setup(setup_mix<C>)
               ->Arg(static_cast<long>(kMixKeys))
               ->ArgName("n")
               ->Threads(t)
