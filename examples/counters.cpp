@@ -22,22 +22,23 @@
 //
 // Usage: counters [threads=4] [iterations=100000]
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <initializer_list>
 #include <latch>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include <warden/warden.hpp>
 
+#include "example_support.hpp"
+
 namespace {
+
+using warden_example::parse_args;
 
 using counter_cache = warden::any_cache<std::string, std::int64_t>;
 
@@ -45,38 +46,6 @@ struct config {
   std::size_t threads = 4;
   std::size_t iterations = 100000;
 };
-
-// One `name=value` command-line argument: a non-negative integer, at least `min`.
-struct arg_field {
-  std::string_view name;
-  std::size_t* value;
-  std::size_t min = 1;
-};
-
-// Reads `name=value` arguments into the named fields; false (after a message) on a bad one.
-bool parse_args(int argc, char** argv, std::initializer_list<arg_field> fields) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const std::size_t eq = arg.find('=');
-    bool ok = false;
-    for (const arg_field& f : fields) {
-      if (eq == std::string_view::npos || arg.substr(0, eq) != f.name) continue;
-      const char* end = arg.data() + arg.size();
-      const auto [p, ec] = std::from_chars(arg.data() + eq + 1, end, *f.value);
-      ok = ec == std::errc() && p == end && *f.value >= f.min;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "bad argument '%s'; expected name=integer, name one of:", argv[i]);
-      for (const arg_field& f : fields) {
-        std::fprintf(stderr, " %.*s (>= %zu)", static_cast<int>(f.name.size()), f.name.data(),
-                     f.min);
-      }
-      std::fprintf(stderr, "\n");
-      return false;
-    }
-  }
-  return true;
-}
 
 // Runs body(thread_index) on `threads` threads started together; returns the seconds taken.
 double run_threads(std::size_t threads, const std::function<void(std::size_t)>& body) {

@@ -35,23 +35,25 @@
 //   orders: operations the server applies (orders, shipments and restocks together);
 //   pause_us: sleep between one reader's rounds (0: none).
 #include <atomic>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <deque>
-#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include <warden/warden.hpp>
 
+#include "example_support.hpp"
+
 namespace {
+
+using warden_example::next_random;
+using warden_example::parse_args;
 
 struct stock {
   std::int64_t total = 0;
@@ -78,45 +80,6 @@ struct config {
   std::size_t items = 16;
   std::size_t pause_us = 20;
 };
-
-// One `name=value` command-line argument: a non-negative integer, at least `min`.
-struct arg_field {
-  std::string_view name;
-  std::size_t* value;
-  std::size_t min = 1;
-};
-
-// Reads `name=value` arguments into the named fields; false (after a message) on a bad one.
-bool parse_args(int argc, char** argv, std::initializer_list<arg_field> fields) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string_view arg = argv[i];
-    const std::size_t eq = arg.find('=');
-    bool ok = false;
-    for (const arg_field& f : fields) {
-      if (eq == std::string_view::npos || arg.substr(0, eq) != f.name) continue;
-      const char* end = arg.data() + arg.size();
-      const auto [p, ec] = std::from_chars(arg.data() + eq + 1, end, *f.value);
-      ok = ec == std::errc() && p == end && *f.value >= f.min;
-    }
-    if (!ok) {
-      std::fprintf(stderr, "bad argument '%s'; expected name=integer, name one of:", argv[i]);
-      for (const arg_field& f : fields) {
-        std::fprintf(stderr, " %.*s (>= %zu)", static_cast<int>(f.name.size()), f.name.data(),
-                     f.min);
-      }
-      std::fprintf(stderr, "\n");
-      return false;
-    }
-  }
-  return true;
-}
-
-std::uint64_t next_random(std::uint64_t& state) {  // xorshift64: cheap, per thread
-  state ^= state << 13;
-  state ^= state >> 7;
-  state ^= state << 17;
-  return state;
-}
 
 using projection_table = warden::table<std::string, stock>;
 
