@@ -1,6 +1,9 @@
-// The backends the contract suite runs on. A new backend joins every contract test by adding
-// one maker to `all_backends`.
+// The backends the contract suite runs on, and helpers the unit tests share. A new backend
+// joins every contract test by adding one maker to `all_backends`.
 #pragma once
+
+#include <latch>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -66,6 +69,37 @@ struct backend_names {
   static std::string GetName(int i) {
     return std::string(T::name) + "_" + std::to_string(i);
   }
+};
+
+// Keeps a cache's owner busy inside a transaction from construction until release() (or
+// destruction), so that a test can fill its mailbox or let a deadline pass meanwhile.
+template <class Cache>
+class owner_hold {
+ public:
+  explicit owner_hold(Cache& c)
+      : thread_([this, &c] {
+          c.transact([this](auto&) {
+            busy_.count_down();
+            release_.wait();
+          });
+        }) {
+    busy_.wait();
+  }
+  owner_hold(const owner_hold&) = delete;
+  owner_hold& operator=(const owner_hold&) = delete;
+  ~owner_hold() { release(); }
+
+  // Lets the transaction finish and waits for it.
+  void release() {
+    if (!thread_.joinable()) return;
+    release_.count_down();
+    thread_.join();
+  }
+
+ private:
+  std::latch busy_{1};
+  std::latch release_{1};
+  std::thread thread_;  // last: started once the latches exist
 };
 
 }  // namespace warden_test

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <latch>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -383,15 +382,7 @@ TYPED_TEST(Contract, MovedFromHandleReportsClosed) {
 
 TYPED_TEST(Contract, TimedCallNotStartedByItsDeadlineIsCancelled) {
   auto c = TestFixture::template make<std::uint64_t, std::int64_t>();
-  std::latch owner_busy(1);
-  std::latch release(1);
-  std::thread blocker([&] {
-    c.transact([&](auto&) {
-      owner_busy.count_down();
-      release.wait();
-    });
-  });
-  owner_busy.wait();
+  warden_test::owner_hold hold(c);
   std::atomic<bool> ran{false};
   EXPECT_THROW(c.transact_for(std::chrono::milliseconds(20),
                               [&](auto& tx) {
@@ -399,8 +390,7 @@ TYPED_TEST(Contract, TimedCallNotStartedByItsDeadlineIsCancelled) {
                                 tx.put(1, 1);
                               }),
                warden::timeout_error);
-  release.count_down();
-  blocker.join();
+  hold.release();
   c.flush();
   EXPECT_FALSE(ran.load());  // cancelled before it started: never ran, left no trace
   EXPECT_FALSE(c.contains(1));

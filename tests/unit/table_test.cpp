@@ -4,7 +4,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <latch>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -13,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <warden/warden.hpp>
+
+#include "backends.hpp"
 
 namespace {
 
@@ -110,15 +111,7 @@ TEST(Table, ReadSectionsNestUpToTheLimit) {
 
 TEST(Table, BoundedMailboxPushesBackAndTryRefuses) {
   table t({.shards = 1, .owners = 1, .mailbox_capacity = 4});
-  std::latch owner_busy(1);
-  std::latch release(1);
-  std::thread blocker([&] {
-    t.transact([&](auto&) {
-      owner_busy.count_down();
-      release.wait();
-    });
-  });
-  owner_busy.wait();
+  warden_test::owner_hold hold(t);
   int accepted = 0;
   while (t.try_put(static_cast<std::uint64_t>(accepted), 1)) ++accepted;
   EXPECT_EQ(accepted, 4);
@@ -130,8 +123,7 @@ TEST(Table, BoundedMailboxPushesBackAndTryRefuses) {
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   EXPECT_FALSE(put_returned.load());
-  release.count_down();
-  blocker.join();
+  hold.release();
   pusher.join();
   t.flush();
   EXPECT_EQ(t.size(), 5u);  // nothing accepted was dropped
@@ -139,22 +131,13 @@ TEST(Table, BoundedMailboxPushesBackAndTryRefuses) {
 
 TEST(Table, FullMailboxInsideSnapshotIsRefusedNotDeadlocked) {
   table t({.shards = 1, .owners = 1, .mailbox_capacity = 1});
-  std::latch owner_busy(1);
-  std::latch release(1);
-  std::thread blocker([&] {
-    t.transact([&](auto&) {
-      owner_busy.count_down();
-      release.wait();
-    });
-  });
-  owner_busy.wait();
+  warden_test::owner_hold hold(t);
   ASSERT_TRUE(t.try_put(1, 1));
   t.snapshot([&](auto&) {
     EXPECT_THROW(t.put(2, 2), warden::reentrancy_error);
     return 0;
   });
-  release.count_down();
-  blocker.join();
+  hold.release();
   t.flush();
   EXPECT_EQ(t.get(1), 1u);
   EXPECT_FALSE(t.contains(2));
