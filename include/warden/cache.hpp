@@ -33,14 +33,18 @@ concept snapshot_view = requires(const View& view, const K& k) {
 template <class K, class V>
 struct transaction_probe {
   template <class Tx>
-  requires transaction_handle<Tx, K, V>
-  int operator()(Tx&) const { return 0; }
+    requires transaction_handle<Tx, K, V>
+  int operator()(Tx&) const {
+    return 0;
+  }
 };
 template <class K, class V>
 struct snapshot_probe {
   template <class View>
-  requires snapshot_view<View, K, V>
-  int operator()(View&) const { return 0; }
+    requires snapshot_view<View, K, V>
+  int operator()(View&) const {
+    return 0;
+  }
 };
 
 template <class V>
@@ -49,27 +53,28 @@ inline constexpr bool counter_value = std::is_arithmetic_v<V> && !std::is_same_v
 }  // namespace detail
 
 template <class C>
-concept cache = requires {
-  typename C::key_type;
-  typename C::mapped_type;
-}
-&&requires(C& c, const C& cc, const typename C::key_type& k, const typename C::mapped_type& v) {
-  { cc.get(k) } -> std::same_as<std::optional<typename C::mapped_type>>;
-  { cc.contains(k) } -> std::same_as<bool>;
-  { cc.size() } -> std::convertible_to<std::size_t>;
-  c.put(k, v);
-  c.erase(k);
-  c.flush();
-  {
-    c.transact(detail::transaction_probe<typename C::key_type, typename C::mapped_type>{})
-    } -> std::same_as<int>;
-  {
-    cc.snapshot(detail::snapshot_probe<typename C::key_type, typename C::mapped_type>{})
-    } -> std::same_as<int>;
-}
-&&(!detail::counter_value<typename C::mapped_type> ||
-   requires(C & c, const typename C::key_type& k, typename C::mapped_type d) {
-     { c.update_counter(k, d) } -> std::same_as<typename C::mapped_type>;
-   });
+concept cache =
+    requires {
+      typename C::key_type;
+      typename C::mapped_type;
+    } &&
+    requires(C& c, const C& cc, const typename C::key_type& k, const typename C::mapped_type& v) {
+      { cc.get(k) } -> std::same_as<std::optional<typename C::mapped_type>>;
+      { cc.contains(k) } -> std::same_as<bool>;
+      { cc.size() } -> std::convertible_to<std::size_t>;
+      c.put(k, v);
+      c.erase(k);
+      c.flush();
+      {
+        c.transact(detail::transaction_probe<typename C::key_type, typename C::mapped_type>{})
+      } -> std::same_as<int>;
+      {
+        cc.snapshot(detail::snapshot_probe<typename C::key_type, typename C::mapped_type>{})
+      } -> std::same_as<int>;
+    } &&
+    (!detail::counter_value<typename C::mapped_type> ||
+     requires(C& c, const typename C::key_type& k, typename C::mapped_type d) {
+       { c.update_counter(k, d) } -> std::same_as<typename C::mapped_type>;
+     });
 
 }  // namespace warden

@@ -20,9 +20,10 @@ class closed_error : public error {
   closed_error() : error("warden: the cache is moved-from or shut down") {}
 };
 
-// A call that would wait on the owner from a place the owner itself waits on: the owner's own
-// thread (a transact function, or anything in an actor callback), or a reader section
-// (snapshot/pin) of the same table. Raised instead of deadlocking.
+// A call or cast on a cache from a place its owner waits on or that must not escape: inside
+// an owner-side callback (the function of transact or update, the predicate of erase_if,
+// anything an actor runs), inside a snapshot or pin of the same table, from a loader for the
+// key it is loading, or sync() from inside a subscriber. Raised instead of deadlocking.
 class reentrancy_error : public error {
  public:
   explicit reentrancy_error(const std::string& what) : error("warden: re-entrant call: " + what) {}
@@ -35,7 +36,15 @@ class timeout_error : public error {
   timeout_error() : error("warden: deadline passed before the owner started the call") {}
 };
 
-// Read sections nest at most detail::kMaxReadDepth deep per thread.
+// A dump that restore() cannot read: truncated, corrupted (checksum), from another format
+// version, or of other key/value types. restore() changes nothing when it throws this.
+class format_error : public error {
+ public:
+  explicit format_error(const std::string& what) : error("warden: bad dump: " + what) {}
+};
+
+// Read sections nest at most detail::kMaxReadDepth deep per thread (and at most as many pins
+// are open at once per thread and cache).
 class nesting_error : public error {
  public:
   nesting_error() : error("warden: read sections nested too deeply on this thread") {}

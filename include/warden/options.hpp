@@ -2,11 +2,14 @@
 // constructed (std::invalid_argument naming the field and the rule).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <stdexcept>
 #include <string>
 
 namespace warden {
+
+class clock;
 
 struct table_options {
   // Number of shards (a power of two, 1..65536). More shards bound the pause of a rehash and
@@ -25,11 +28,47 @@ struct table_options {
   // false: every get pays the fence (an xchg on x86) and owners never call membarrier().
   // Without kernel membarrier support, true behaves as false.
   bool asymmetric_fence = true;
+
+  // ---- the cache (all off by default) ----
+  // Most entries held; 0 = unbounded. The owners evict (W-TinyLFU) before they publish, so
+  // no reader ever sees size() > max_size. With several owners the budget is split between
+  // them (each gets max_size / owners, the first max_size % owners one more), so
+  // max_size >= owners.
+  std::size_t max_size = 0;
+  // An entry expires this long after its last write; 0 = never.
+  std::chrono::nanoseconds expire_after_write{0};
+  // An entry expires this long after its last read or write; 0 = never.
+  std::chrono::nanoseconds expire_after_access{0};
+  // The time source for expiry; nullptr = std::chrono::steady_clock. Must outlive the cache.
+  const warden::clock* clock = nullptr;
+  // Keep the counters of stats().
+  bool record_stats = false;
+  // Change batches handed to the notifier and not yet delivered before an owner waits for
+  // room (push-back on the owners instead of growth); 0 = unbounded, the default, so that a
+  // slow subscriber never slows writes down (stats().feed_queued shows it falling behind).
+  std::size_t feed_capacity = 0;
 };
 
 struct actor_options {
   // As table_options::mailbox_capacity.
   std::size_t mailbox_capacity = 0;
+
+  // ---- the cache (all off by default) ----
+  // Most entries held; 0 = unbounded. The owners evict (W-TinyLFU) before they publish, so
+  // no reader ever sees size() > max_size.
+  std::size_t max_size = 0;
+  // An entry expires this long after its last write; 0 = never.
+  std::chrono::nanoseconds expire_after_write{0};
+  // An entry expires this long after its last read or write; 0 = never.
+  std::chrono::nanoseconds expire_after_access{0};
+  // The time source for expiry; nullptr = std::chrono::steady_clock. Must outlive the cache.
+  const warden::clock* clock = nullptr;
+  // Keep the counters of stats().
+  bool record_stats = false;
+  // Change batches handed to the notifier and not yet delivered before an owner waits for
+  // room (push-back on the owners instead of growth); 0 = unbounded, the default, so that a
+  // slow subscriber never slows writes down (stats().feed_queued shows it falling behind).
+  std::size_t feed_capacity = 0;
 };
 
 namespace detail {
@@ -37,6 +76,14 @@ namespace detail {
 inline constexpr std::size_t kMaxShards = 65536;
 // Two bits each in the 64-bit publication word: the copy readers use, and the fence mode.
 inline constexpr std::size_t kMaxOwners = 32;
+
+template <class Options>
+void validate_cache_fields(const Options& o, const char* type) {
+  if (o.expire_after_write.count() < 0 || o.expire_after_access.count() < 0) {
+    throw std::invalid_argument(std::string("warden::") + type +
+                                "::expire_after_write and expire_after_access must be >= 0");
+  }
+}
 
 inline void validate(const table_options& o) {
   if (o.shards == 0 || (o.shards & (o.shards - 1)) != 0 || o.shards > kMaxShards) {
@@ -49,9 +96,16 @@ inline void validate(const table_options& o) {
         std::to_string(kMaxOwners) + ", got owners=" + std::to_string(o.owners) +
         " with shards=" + std::to_string(o.shards));
   }
+  if (o.max_size != 0 && o.max_size < o.owners) {
+    throw std::invalid_argument(
+        "warden::table_options::max_size must be 0 (unbounded) or >= owners (each owner keeps "
+        "at least one entry), got max_size=" +
+        std::to_string(o.max_size) + " with owners=" + std::to_string(o.owners));
+  }
+  validate_cache_fields(o, "table_options");
 }
 
-inline void validate(const actor_options&) {}
+inline void validate(const actor_options& o) { validate_cache_fields(o, "actor_options"); }
 
 }  // namespace detail
 }  // namespace warden

@@ -101,11 +101,15 @@ TEST(Table, ReadSectionsNestUpToTheLimit) {
     table::pinned p;
   };
   std::vector<std::unique_ptr<holder>> held;
-  for (unsigned i = 0; i < warden::detail::kMaxReadDepth; ++i) {
+  for (unsigned i = 0; i < warden::detail::kPinWords; ++i) {
     held.push_back(std::make_unique<holder>(t));
   }
-  EXPECT_THROW(t.get(1), warden::nesting_error);
-  while (!held.empty()) held.pop_back();  // close in reverse order
+  EXPECT_THROW(t.pin(), warden::nesting_error);
+  EXPECT_EQ(t.get(1), 1u);       // scoped reads have words of their own
+  held.erase(held.begin() + 3);  // pins close in any order
+  EXPECT_EQ(t.snapshot([](const auto& v) { return v.get(1); }), 1u);
+  held.push_back(std::make_unique<holder>(t));
+  while (!held.empty()) held.erase(held.begin());
   EXPECT_EQ(t.get(1), 1u);
 }
 

@@ -3,20 +3,25 @@
 // Protocol: producers append under a std::mutex and return; the owner takes the whole queue
 // in one swap and applies it as a batch, so the lock is held for an append or a swap, never
 // for the work. Per-producer FIFO follows from the lock: one thread's appends are ordered.
-// An idle owner parks on `wake_` (std::atomic::wait, a futex); a producer pays the wake-up
-// syscall only when it finds `owner_parked_` set, i.e. at most once per owner sleep.
+// An idle owner parks on a condition variable, with a deadline when it has timed work
+// (expiry, draining access records, clearing a fence bit); a producer pays the wake-up only
+// when it finds the owner parked, i.e. at most once per owner sleep.
 //
 // Bounded (capacity > 0): casts beyond `capacity` wait for the owner to drain (push-back) or
 // are refused by try_push_cast. Calls are never counted against the capacity and never wait
 // for room: each thread has at most one call in flight, so they are bounded by the number of
 // threads, and a flood of casts cannot starve them.
 //
-// Why a lock and not a lock-free queue: the design target is one producer at >= 10M casts/s
-// through the owner, which an uncontended mutex meets (two uncontended atomic RMWs per
-// append); the read path, the product's reason to exist, never touches the mailbox.
+// Every notify happens under the mutex, so no thread touches the mailbox after the mutex
+// shows it done with it.
+//
+// Shutdown: close() refuses new messages and wakes everyone; producers that were waiting for
+// room leave with closed_error, and wait_for_producers_to_leave() returns only once the last
+// of them has released the mutex, so the mailbox can then be destroyed safely.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +38,8 @@ namespace warden::detail {
 template <class Msg>
 class mailbox {
  public:
+  using time_point = std::chrono::steady_clock::time_point;
+
   explicit mailbox(std::size_t capacity) : capacity_(capacity) {}
   mailbox(const mailbox&) = delete;
   mailbox& operator=(const mailbox&) = delete;
@@ -49,7 +56,10 @@ class mailbox {
       ++space_waiters_;
       space_.wait(lock);
       --space_waiters_;
-      if (closed_) throw closed_error();
+      if (closed_) {
+        if (space_waiters_ == 0) space_.notify_all();  // wait_for_producers_to_leave
+        throw closed_error();
+      }
     }
     ++casts_;
     enqueue(lock, std::move(m));
@@ -65,28 +75,46 @@ class mailbox {
     return true;
   }
 
+  // Appends a call, or a cast that must not wait for room (one sent from a thread the owner
+  // may be waiting on).
   void push_call(Msg&& m) {
     std::unique_lock lock(mutex_);
     if (closed_) throw closed_error();
     enqueue(lock, std::move(m));
   }
 
+  // Wakes a parked owner without a message (readers whose access records need draining).
+  void nudge() {
+    std::unique_lock lock(mutex_);
+    nudged_ = true;
+    wake_owner();
+  }
+
+  // Whether the owner is parked (a hint, read without the lock).
+  bool owner_parked_hint() const noexcept {
+    // relaxed: a hint; nudge() rechecks under the mutex.
+    return parked_hint_.load(std::memory_order_relaxed);
+  }
+
   // No pushes after this; the owner drains what was accepted, then wait_and_drain says stop.
   void close() {
     std::unique_lock lock(mutex_);
     closed_ = true;
-    const bool wake = std::exchange(owner_parked_, false);
-    // relaxed: the mutex publishes `closed_`; the changed value alone releases the waiter.
-    if (wake) wake_.fetch_add(1, std::memory_order_relaxed);
-    const bool notify_space = space_waiters_ != 0;
-    lock.unlock();
-    if (wake) wake_.notify_one();
-    if (notify_space) space_.notify_all();
+    owner_parked_ = false;
+    owner_.notify_one();
+    space_.notify_all();
   }
 
-  // Owner side: blocks until there is work (brief spin, then park), then swaps the whole queue
-  // into `out` (which must be empty). Returns false once closed and drained.
-  bool wait_and_drain(std::vector<Msg>& out) {
+  // After close(): returns once no producer is inside push_cast any more.
+  void wait_for_producers_to_leave() {
+    std::unique_lock lock(mutex_);
+    space_.wait(lock, [&] { return space_waiters_ == 0; });
+  }
+
+  // Owner side: blocks until there is work, a nudge, or `deadline` (brief spin, then park),
+  // then swaps the whole queue into `out` (which must be empty; it may stay empty on a
+  // deadline or nudge). Returns false once closed and drained.
+  bool wait_and_drain(std::vector<Msg>& out, time_point deadline) {
     // relaxed: only a hint to stop waiting early; the queue is checked under the mutex.
     for (int i = 0; i < kSpinIterations * 4 && !nonempty_.load(std::memory_order_relaxed); ++i) {
       cpu_relax();
@@ -95,26 +123,30 @@ class mailbox {
       std::this_thread::yield();
     }
     std::unique_lock lock(mutex_);
-    while (queue_.empty()) {
+    while (queue_.empty() && !nudged_) {
       if (closed_) return false;
+      if (std::chrono::steady_clock::now() >= deadline) break;
       owner_parked_ = true;
-      // relaxed: read under the mutex; a producer changes it only under the mutex afterwards.
-      const std::uint32_t seen = wake_.load(std::memory_order_relaxed);
-      lock.unlock();
-      wake_.wait(seen, std::memory_order_relaxed);
-      lock.lock();
+      // relaxed: a hint for readers (owner_parked_hint).
+      parked_hint_.store(true, std::memory_order_relaxed);
+      if (deadline == time_point::max()) {
+        owner_.wait(lock);
+      } else {
+        owner_.wait_until(lock, deadline);
+      }
+      owner_parked_ = false;
+      parked_hint_.store(false, std::memory_order_relaxed);  // relaxed: as above
     }
+    nudged_ = false;
     out.swap(queue_);
     casts_ = 0;
     // relaxed: a hint, see above.
     nonempty_.store(false, std::memory_order_relaxed);
-    const bool notify_space = space_waiters_ != 0;
-    lock.unlock();
-    if (notify_space) space_.notify_all();
+    if (space_waiters_ != 0) space_.notify_all();
     return true;
   }
 
-  // Casts queued now (for stats; exact at the instant of the lock).
+  // Messages queued now (exact at the instant of the lock).
   std::size_t depth() const {
     std::lock_guard lock(mutex_);
     return queue_.size();
@@ -125,23 +157,28 @@ class mailbox {
     queue_.push_back(std::move(m));
     // relaxed: a spin hint for the owner (see wait_and_drain).
     if (queue_.size() == 1) nonempty_.store(true, std::memory_order_relaxed);
-    const bool wake = std::exchange(owner_parked_, false);
-    // relaxed: as in close().
-    if (wake) wake_.fetch_add(1, std::memory_order_relaxed);
+    wake_owner();
     lock.unlock();
-    if (wake) wake_.notify_one();
+  }
+
+  // Under the mutex: a notify after unlocking could touch a mailbox that a destructor
+  // (which takes the mutex first) has freed meanwhile.
+  void wake_owner() {
+    if (std::exchange(owner_parked_, false)) owner_.notify_one();
   }
 
   const std::size_t capacity_;
   mutable std::mutex mutex_;
-  std::condition_variable space_;
-  std::vector<Msg> queue_;  // guarded by mutex_
-  std::size_t casts_ = 0;   // casts in queue_; guarded by mutex_
-  std::size_t space_waiters_ = 0;
-  bool owner_parked_ = false;  // guarded by mutex_
-  bool closed_ = false;        // guarded by mutex_
-  alignas(kFalseSharingRange) std::atomic<std::uint32_t> wake_{0};
-  std::atomic<bool> nonempty_{false};
+  std::condition_variable space_;  // producers waiting for room; wait_for_producers_to_leave
+  std::condition_variable owner_;  // the parked owner
+  std::vector<Msg> queue_;         // guarded by mutex_
+  std::size_t casts_ = 0;          // casts in queue_; guarded by mutex_
+  std::size_t space_waiters_ = 0;  // guarded by mutex_
+  bool owner_parked_ = false;      // guarded by mutex_
+  bool nudged_ = false;            // guarded by mutex_
+  bool closed_ = false;            // guarded by mutex_
+  alignas(kFalseSharingRange) std::atomic<bool> nonempty_{false};
+  std::atomic<bool> parked_hint_{false};
 };
 
 }  // namespace warden::detail

@@ -1,60 +1,35 @@
 // The engine behind warden::table: left-right copies per shard, owners that apply batches to
 // the idle copies and publish them with one atomic flip.
 //
-// Layout. Keys map to shards by hash bits 32..47 (absl's probe uses bits 0..31 of the same
-// hash, so the shard choice does not thin out a shard's probe bits). Each shard holds two
-// absl::flat_hash_map copies, each on its own cache lines. Shard s belongs to owner
-// `shard_owner[s]`; only that owner writes its copies.
-//
-// Publication. One word, `published`, holds one bit per owner: bit i names the copy of owner
-// i's shards that readers use. Readers load the word once per get (or once per snapshot), so
-// a snapshot sees every owner's state at the single instant of that load: a batch, or a
-// transaction spanning owners (whose bits are flipped together by one fetch_xor), is seen
-// whole or not at all.
-//
-// Readers (see thread_registry.hpp) announce `(sequence, table id)` in a word of their own,
-// then load `published`. An owner flips its bit (seq_cst RMW) and, before it next writes the
-// copy readers just left, waits until every announcement of this table that it sees has
-// changed. That is the Dekker pair that makes it safe: a reader either is seen and waited
-// for, or read the new bit. The StoreLoad fence it needs is asymmetric: the owner runs
-// membarrier() before scanning and the reader only a compiler barrier (or, where membarrier
-// is unavailable, the reader's store is seq_cst), so a get holds no fence that would keep
-// independent lookups from overlapping their cache misses. Owners defer that wait to the next
-// batch, by which time readers have almost always moved on, so it rarely waits at all.
-//
-// Fence modes. membarrier() interrupts every CPU running a thread of the process; that is
-// cheap on bare metal but costs ~10 us per call on a VM whenever another thread runs (an IPI
-// is a VM exit), so an owner publishing tens of thousands of times a second (calls, small
-// batches) would spend its time there and slow its readers down. Each owner therefore picks
-// a mode, shown by its fence bit in the high half of `published`: clear, the owner issues
-// membarrier() before each scan; set, readers that see it fence their own announcement and
-// the owner scans without membarrier().
-// An owner sets its bit after 8 scans in a row, each within 100 us of the previous one, and
-// clears it at the first scan after 2 ms without one (fence_policy). Setting the bit
-// is followed by a membarrier() (the scan's own). A reader announces with a plain store and
-// then loads `published`: if that load shows no fence bit, it preceded the bit's setting and
-// so the membarrier() after it, which made the announcement visible to every later scan; if
-// it shows one, the reader fences and loads `published` again (the symmetric Dekker pair).
-// Clearing needs nothing more: from then on every scan issues membarrier() again. A fenced
-// get costs a plain store, a load, a fence and a load; a light one what it did before.
-// table_options::asymmetric_fence = false keeps every owner's readers fenced.
+// Layout. Keys map to shards by a mix of their hash (so a weak user hash such as the
+// identity still spreads keys over shards and owners). Each shard holds two map copies, each
+// on its own cache lines; shard s belongs to owner `shard_owner[s]`, and only that owner
+// writes its copies. The publication word (publication.hpp) names, per owner, the copy
+// readers use; readers announce themselves in their slot (read_section.hpp) and never wait.
 //
 // Writes. Owner i drains its mailbox; before the batch's first write it waits for readers of
-// the idle copy and replays the previous batch's log into it (the two copies are then equal);
-// it applies the batch to the idle copy, logging each write; then flips bit i and completes
-// the batch's calls. Each write is thus applied twice (once copied, once moved on replay),
-// and the memory is two maps: the price of reads that never wait and never retry.
+// the idle copy (the set of announcements visible at that moment, not one after another) and
+// replays the previous batch's log into it, so the two copies are equal again; it applies the
+// batch to the idle copy through its owner_state (versions, policy, expiry, change list),
+// logging each write; it evicts what exceeds its budget and removes what has expired; then
+// it flips bit i (handing the batch's changes to the feed in the same critical section) and
+// completes the batch's calls. Each write is thus applied twice (once copied, once moved on
+// replay), and the memory is two maps: the price of reads that never wait and never retry.
+// Replay is deterministic: it repeats the logged map operations in order, with the logged
+// values, so the copies never diverge (a probe where Eq throws rebuilds that shard instead).
 //
-// Transactions spanning owners (owners > 1) stop every owner at a barrier: the caller posts
-// one part to each owner (under `cross_post_mutex`, so all owners see such transactions in
-// one order and two barriers never wait on each other); each owner publishes its pending
-// batch, readies its idle copy and arrives; the last to arrive runs the function over all
-// idle copies, commits, flips all touched bits with one fetch_xor and releases the others.
+// Operations across owners (transact, erase_if, clear, restore with owners > 1) stop every
+// owner at a barrier: the caller posts one part to each owner (under `cross_post_mutex`, so
+// all owners see such operations in one order and two barriers never wait on each other);
+// each owner publishes its pending batch, readies its idle copies and arrives; the last to
+// arrive runs the operation over all owners, flips every touched bit with one RMW (and hands
+// its changes over as one batch) and releases the others.
 //
-// A snapshot held open delays only the owner's next write to the copy it reads (the wait
-// above); the owner keeps accepting casts meanwhile and catches up once the snapshot closes.
+// A snapshot or pin held open delays only the owner's next write to the copy it reads; the
+// owner keeps accepting casts meanwhile and catches up once it closes.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -62,17 +37,24 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
 
-#include <absl/container/flat_hash_map.h>
-
+#include "warden/detail/access_log.hpp"
+#include "warden/detail/call.hpp"
+#include "warden/detail/entry.hpp"
+#include "warden/detail/feed.hpp"
 #include "warden/detail/hashing.hpp"
-#include "warden/detail/owner.hpp"
+#include "warden/detail/owner_loop.hpp"
 #include "warden/detail/owner_map.hpp"
-#include "warden/detail/thread_registry.hpp"
+#include "warden/detail/owner_state.hpp"
+#include "warden/detail/publication.hpp"
+#include "warden/detail/read_section.hpp"
+#include "warden/detail/thread_state.hpp"
 #include "warden/options.hpp"
 #include "warden/transaction.hpp"
 
@@ -80,26 +62,27 @@ namespace warden::detail {
 
 static_assert(sizeof(std::size_t) == 8, "warden's shard selection assumes 64-bit hashes");
 
-// Fence-mode switching (file comment): `quick_waits` scans in a row, each within
-// `frequent_wait` of the last, switch an owner's readers to fenced announcements; a gap of
-// `quiet_wait` switches them back. A table copies `fence_policy_defaults` when it is
-// constructed; tests change the defaults (before constructing, from one thread) to force
-// switches.
-struct fence_policy {
-  std::chrono::steady_clock::duration frequent_wait = std::chrono::microseconds(100);
-  int quick_waits = 8;
-  std::chrono::steady_clock::duration quiet_wait = std::chrono::milliseconds(2);
-};
-inline fence_policy fence_policy_defaults;
-inline constexpr unsigned kFenceShift = 32;
-inline constexpr std::uint64_t kFenceBits = ~std::uint64_t{0} << kFenceShift;
-static_assert(kMaxOwners <= kFenceShift);
+// Spreads a user hash over shards (multiply-xorshift); the maps still probe with the hash
+// itself.
+WARDEN_ALWAYS_INLINE std::uint64_t shard_mix(std::uint64_t h) noexcept {
+  h ^= h >> 32;
+  h *= 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 29);
+}
+
+// Time to wait before draining access records again after a drain that found some.
+inline constexpr auto kAccessDrainTick = std::chrono::milliseconds(1);
+// With a clock other than steady_clock, how often an owner with timers looks at the time.
+inline constexpr auto kForeignClockTick = std::chrono::milliseconds(10);
 
 template <class K, class V, class Hash, class Eq>
 class table_engine {
  public:
-  using map_type = owner_map<K, V, Hash, Eq>;
+  using entry = stored<V>;
+  using map_type = owner_map<K, entry, Hash, Eq>;
+  using state_type = owner_state<K, V, Hash, Eq>;
   using tx_type = transaction<K, V, Hash, Eq>;
+  using feed_type = feed<K, V>;
 
   struct alignas(kFalseSharingRange) copy_slot {
     map_type map;
@@ -111,158 +94,267 @@ class table_engine {
   struct owner;
   using call_t = call<owner>;
 
-  using message = detail::message<K, V, call_t>;
-  using put_op = typename message::put_op;
-  using erase_op = typename message::erase_op;
+  struct put_op {
+    K key;
+    V value;
+    std::size_t hash;
+    std::int64_t ttl;  // kNoTtl: the options decide
+  };
+  struct erase_op {
+    K key;
+    std::size_t hash;
+  };
+  struct touch_op {  // an access record that did not fit its ring (expire_after_access)
+    std::uint64_t hash;
+    std::int64_t time;
+  };
+  struct message {
+    std::variant<put_op, erase_op, touch_op, call_t*> op;
+    cache_slot* sender = nullptr;  // for a cast's error; null for calls
+    std::uint64_t generation = 0;
+  };
 
-  // A write applied to the idle copy, kept to replay onto the other copy after the flip.
+  // A map operation applied to the idle copy, kept to replay onto the other copy.
   struct logged {
+    enum kind_t : std::uint8_t { upsert_kind, erase_kind, deadline_kind, clear_kind };
+    kind_t kind;
     std::uint32_t shard;
     std::size_t hash;
-    std::optional<V> value;  // nullopt: erase
-    K key;
+    std::int64_t deadline;       // deadline_kind
+    std::optional<entry> value;  // upsert_kind
+    std::optional<K> key;        // all but clear_kind
+  };
+
+  // The owner's view of its idle copies, as owner_state's Store.
+  struct store {
+    table_engine& e;
+    owner& o;
+    entry* find(const K& key, std::size_t h) {
+      e.ensure_idle_ready(o);
+      map_type& m = e.idle_map(e.shard_of(h));
+      auto it = m.find(prehashed_key<K>{&key, h});
+      return it == m.end() ? nullptr : &it->second;
+    }
+    void upsert(std::size_t h, K&& key, entry&& value) {
+      e.write(o, h, std::move(key), std::move(value));
+    }
+    void erase(K&& key, std::size_t h) noexcept { e.remove(o, h, std::move(key)); }
+    void set_deadline(const K& key, std::size_t h, std::int64_t d) noexcept {
+      e.set_deadline(o, h, key, d);
+    }
+    template <class F>
+    void for_each(F&& f) {
+      e.ensure_idle_ready(o);
+      for (std::uint32_t s : o.shards) {
+        for (const auto& [k, v] : e.idle_map(s)) f(k, v);
+      }
+    }
+    void clear() noexcept { e.clear_owner(o); }
   };
 
   struct owner {
-    owner(table_engine* e, std::uint32_t i, std::size_t capacity)
-        : engine(e), index(i), thread(capacity) {}
+    owner(table_engine* e, std::uint32_t i, std::size_t capacity, std::size_t budget)
+        : engine(e), index(i), state(e->config, i, budget, e->hasher, e->equal), thread(capacity) {}
     table_engine* const engine;
     const std::uint32_t index;
-    std::vector<logged> oplog;   // writes the idle copy has and the published one lacks, or
-                                 // (after a flip) the reverse
-    bool idle_ready = true;      // the idle copy equals the published one
-    bool dirty = false;          // the idle copy has unpublished writes
-    bool readers_fence = false;  // this owner's fence bit in `published`
-    int quick_waits = 0;         // consecutive reader waits that came soon after the last
-    std::chrono::steady_clock::time_point last_wait{};
+    std::vector<std::uint32_t> shards;  // the shards this owner writes
+    state_type state;
+    std::vector<logged> oplog;     // writes the idle copy has and the published one lacks, or
+                                   // (after a flip) the reverse
+    bool idle_ready = true;        // the idle copy equals the published one
+    bool dirty = false;            // the idle copy has unpublished writes
+    bool records_pending = false;  // the last drain of access records found some
+    publication::fence_state fence;
+    std::vector<pending_word> scratch;
     std::vector<call_t*> replies;  // calls to complete after the next publication
-    owner_thread<message> thread;
+    std::vector<std::shared_ptr<load_state<V>>> load_wakes;  // ended loads, likewise
+    owner_thread<message> thread;  // last: started after everything it uses exists
   };
 
   table_engine(const table_options& opts, Hash hash, Eq eq)
-      : id(registry::instance().acquire_id()),
+      : slots(registry::instance().next_serial(), opts.asymmetric_fence),
         shard_mask(opts.shards - 1),
         light_readers(opts.asymmetric_fence),
+        records_reads(opts.max_size != 0 || opts.expire_after_access.count() != 0),
+        record_stats(opts.record_stats),
+        access_expiry(opts.expire_after_access.count() != 0),
+        clock(opts.clock),
         shards(std::make_unique<shard[]>(opts.shards)),
         shard_owner(std::make_unique<std::uint8_t[]>(opts.shards)),
         hasher(std::move(hash)),
-        equal(std::move(eq)) {
+        equal(std::move(eq)),
+        config(make_config(opts)),
+        owner_count(static_cast<std::uint32_t>(opts.owners)),
+        change_feed(std::make_shared<feed_type>(opts.feed_capacity)) {
     for (std::size_t s = 0; s < opts.shards; ++s) {
       shard_owner[s] = static_cast<std::uint8_t>(s % opts.owners);
       for (auto& c : shards[s].copies) {
         c.map = map_type(0, inner_hash<K, Hash>{hasher}, inner_eq<K, Eq>{equal});
       }
     }
+    if (records_reads) {
+      slots.set_on_create(
+          [](cache_slot& s, const void* ctx) {
+            s.rings = new access_ring[static_cast<const table_engine*>(ctx)->owner_count];
+          },
+          this);
+      slots.set_on_destroy([](cache_slot& s) { delete[] s.rings; });
+    }
     owners.reserve(opts.owners);
     for (std::uint32_t i = 0; i < opts.owners; ++i) {
-      owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity));
+      const std::size_t budget =
+          opts.max_size == 0 ? 0 : opts.max_size / opts.owners + (i < opts.max_size % opts.owners);
+      owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity, budget));
+    }
+    for (std::size_t s = 0; s < opts.shards; ++s) {
+      owners[shard_owner[s]]->shards.push_back(static_cast<std::uint32_t>(s));
     }
     for (auto& o : owners) {
-      o->thread.start(id,
-                      [this, op = o.get()](std::vector<message>& batch) { process(*op, batch); });
+      owner* op = o.get();
+      o->thread.start([this, op](std::vector<message>& batch) { process(*op, batch); },
+                      [this, op] { return idle(*op); });
     }
   }
 
   table_engine(const table_engine&) = delete;
   table_engine& operator=(const table_engine&) = delete;
 
-  // Drains: every accepted message is applied before the owners exit.
+  // Drains: every accepted message is applied before the owners exit. A pin or snapshot the
+  // destroying thread still holds is not waited for: that thread is here, not reading.
   ~table_engine() {
+    // relaxed: read by owners only after the mailbox close below (mutex) orders it.
+    destroying_slot.store(slots.existing(), std::memory_order_relaxed);
+    for (auto& o : owners) o->thread.close();
     for (auto& o : owners) o->thread.stop();
     lingering.wait_until_empty();
-    registry::instance().release_id(id);
+    change_feed->stop();
+  }
+
+  static cache_config make_config(const table_options& opts) {
+    cache_config c;
+    c.max_size = opts.max_size;
+    c.expire_after_write = opts.expire_after_write.count();
+    c.expire_after_access = opts.expire_after_access.count();
+    c.clock = opts.clock;
+    c.record_stats = opts.record_stats;
+    return c;
   }
 
   // ---- read side -------------------------------------------------------------------------
   // The read path is forced inline: a call per get costs the lookups in flight.
-  WARDEN_ALWAYS_INLINE std::size_t shard_of(std::size_t h) const { return (h >> 32) & shard_mask; }
+  WARDEN_ALWAYS_INLINE std::size_t shard_of(std::size_t h) const {
+    return (shard_mix(h) >> 32) & shard_mask;
+  }
+  WARDEN_ALWAYS_INLINE std::uint32_t owner_of(std::size_t h) const {
+    return shard_owner[shard_of(h)];
+  }
 
   WARDEN_ALWAYS_INLINE const map_type& published_map(std::uint64_t pub, std::size_t s) const {
     return shards[s].copies[(pub >> shard_owner[s]) & 1].map;
   }
 
   // Must be called inside a read section, with `pub` loaded after entering it.
-  WARDEN_ALWAYS_INLINE const V* find_published(std::uint64_t pub, const K& key,
-                                               std::size_t h) const {
+  WARDEN_ALWAYS_INLINE const entry* find_published(std::uint64_t pub, const K& key,
+                                                   std::size_t h) const {
     const map_type& m = published_map(pub, shard_of(h));
     auto it = m.find(prehashed_key<K>{&key, h});
     return it == m.end() ? nullptr : &it->second;
   }
 
-  WARDEN_ALWAYS_INLINE std::uint64_t load_published() const {
-    // seq_cst: the reader's half of the Dekker pair with the owners' flips (file comment);
-    // acquire also makes the published copy's contents visible. On x86 it is a plain load.
-    return published.load(std::memory_order_seq_cst);
+  std::int64_t now() const noexcept { return now_ns(clock); }
+
+  // The calling thread's slot; owner threads of this table are refused (a read from inside
+  // an owner-side callback, like every call and cast there).
+  WARDEN_ALWAYS_INLINE cache_slot& my_slot() const {
+    return slots.mine([this] {
+      if (is_owner_thread()) {
+        throw reentrancy_error("a read of a table from inside its own owner-side callback");
+      }
+    });
   }
 
-  struct opened_section {
-    unsigned depth;     // for exit_read
-    std::uint64_t pub;  // the publication word to read under the section
+  // R1 and R2 (read_section.hpp) for a scoped section: returns the word index and the
+  // publication word to read under it.
+  struct opened {
+    unsigned word;
+    std::uint64_t pub;
   };
-
-  // Opens a read section and loads the publication word (file comment, "Fence modes"). The
-  // announcement is light whenever the table allows it; if the word then shows an owner
-  // asking for fenced readers, that owner may scan without membarrier(), so the reader
-  // supplies the StoreLoad fence itself and loads the word again.
-  WARDEN_ALWAYS_INLINE opened_section open_read() const {
-    const unsigned depth = enter_read(id, light_readers);
-    std::uint64_t pub = load_published();
+  WARDEN_ALWAYS_INLINE opened open_scoped(cache_slot& s) const {
+    const unsigned w = enter_scoped(s);
+    std::uint64_t pub = published.load();
     if (WARDEN_UNLIKELY((pub & kFenceBits) != 0)) {
-      fence_announcement(depth);
-      pub = load_published();
+      fence_announcement(s, w);
+      pub = published.load();
     }
-    return {depth, pub};
+    return {w, pub};
+  }
+  opened open_pin(cache_slot& s) const {
+    const unsigned w = enter_pin(s);
+    std::uint64_t pub = published.load();
+    if ((pub & kFenceBits) != 0) {
+      fence_announcement(s, w);
+      pub = published.load();
+    }
+    return {w, pub};
+  }
+
+  // After a read outside its section: access records and stats, when the table keeps them.
+  WARDEN_ALWAYS_INLINE void after_read(cache_slot& s, std::size_t h, bool hit,
+                                       std::int64_t t) const {
+    if (WARDEN_LIKELY(!records_reads && !record_stats)) return;
+    note_read(s, h, hit, t);
+  }
+
+  WARDEN_NOINLINE void note_read(cache_slot& s, std::size_t h, bool hit, std::int64_t t) const {
+    if (record_stats) cache_slot::bump(hit ? s.hits : s.misses);
+    if (!records_reads) return;
+    const std::uint32_t o = owner_of(h);
+    const std::int64_t when = hit ? (access_expiry ? (t != 0 ? t : now()) : 0) : kMissRecord;
+    if (WARDEN_LIKELY(s.rings[o].try_push(h, when))) return;
+    auto& box = const_cast<owner_thread<message>&>(owners[o]->thread).box();
+    if (access_expiry && hit) {
+      // Lossless for expiry: the record goes through the mailbox (never waits for room).
+      try {
+        box.push_call(message{touch_op{h, when}, nullptr, 0});
+      } catch (const closed_error&) {
+      }
+      return;
+    }
+    cache_slot::bump(s.drops);
+    if (box.owner_parked_hint()) {
+      try {
+        box.nudge();
+      } catch (...) {
+      }
+    }
+  }
+
+  // ---- reentrancy ------------------------------------------------------------------------
+  bool is_owner_thread() const noexcept {
+    for (const auto& o : owners) {
+      if (o->thread.is_current()) return true;
+    }
+    return false;
+  }
+  // Refuses, with reentrancy_error, a call or cast that would wait on an owner from a place
+  // the owner itself waits on.
+  void check_may_call(const char* what) const {
+    if (is_owner_thread()) {
+      throw reentrancy_error(std::string(what) + " from inside the table's owner-side callback");
+    }
+    if (const cache_slot* s = slots.existing(); s != nullptr && s->in_section()) {
+      throw reentrancy_error(std::string(what) + " inside a snapshot or pin of the same table");
+    }
+    if (change_feed->bounded() && change_feed->on_notifier_thread()) {
+      throw reentrancy_error(std::string(what) +
+                             " from a subscriber of a table with a bounded change feed");
+    }
   }
 
   // ---- owner side ------------------------------------------------------------------------
-  // Only the owner of `s` (or the barrier coordinator while that owner is parked) calls this.
+  // Only the owner of `s` (or a barrier coordinator while that owner waits) calls this.
   map_type& idle_map(std::size_t s) {
-    // relaxed: bit i is written only by owner i or by a coordinator whose barrier release
-    // ordered that write before this read.
-    const std::uint64_t pub = published.load(std::memory_order_relaxed);
-    return shards[s].copies[((pub >> shard_owner[s]) & 1) ^ 1].map;
-  }
-
-  const V* find_current(const K& key, std::size_t h) {
-    map_type& m = idle_map(shard_of(h));
-    auto it = m.find(prehashed_key<K>{&key, h});
-    return it == m.end() ? nullptr : &it->second;
-  }
-
-  static const V* find_current_thunk(const void* self, const K& key, std::size_t h) {
-    return const_cast<table_engine*>(static_cast<const table_engine*>(self))->find_current(key, h);
-  }
-
-  // Chooses this owner's fence mode for the wait that follows (file comment, "Fence modes")
-  // and returns whether that wait must issue membarrier().
-  bool choose_fence_mode(owner& o) noexcept {
-    if (!light_readers || !asymmetric_fences()) return false;  // readers always fence
-    const auto now = std::chrono::steady_clock::now();
-    const auto since = now - o.last_wait;
-    o.last_wait = now;
-    const std::uint64_t bit = std::uint64_t{1} << (kFenceShift + o.index);
-    if (!o.readers_fence) {
-      o.quick_waits = since < policy.frequent_wait ? o.quick_waits + 1 : 0;
-      if (o.quick_waits >= policy.quick_waits) {
-        // seq_cst: ordered before the membarrier() of the wait that follows; see open_read.
-        published.fetch_or(bit, std::memory_order_seq_cst);
-        o.readers_fence = true;
-        o.quick_waits = 0;
-        // relaxed: a statistic.
-        fence_mode_switches.fetch_add(1, std::memory_order_relaxed);
-      }
-      return true;  // light readers, or the switch's own membarrier()
-    }
-    if (since > policy.quiet_wait) {
-      // seq_cst: readers that see the bit clear announce lightly; this and every later wait
-      // in light mode issues membarrier() for them.
-      published.fetch_and(~bit, std::memory_order_seq_cst);
-      o.readers_fence = false;
-      // relaxed: a statistic.
-      fence_mode_switches.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-    return false;  // every reader of this owner's shards fences its own announcement
+    return shards[s].copies[((published.owner_view() >> shard_owner[s]) & 1) ^ 1].map;
   }
 
   // Waits for readers to leave the idle copies, then replays the log onto them. Replay only
@@ -270,58 +362,94 @@ class table_engine {
   // rebuilt from its published copy instead.
   void ensure_idle_ready(owner& o) noexcept {
     if (o.idle_ready) return;
-    wait_for_readers(id, choose_fence_mode(o));
+    const bool light =
+        published.before_scan(o.fence, o.index, light_readers && asymmetric_fences(), fences);
+    // relaxed: set before the owners were stopped (see ~table_engine).
+    if (!wait_for_readers(slots, destroying_slot.load(std::memory_order_relaxed), light,
+                          o.scratch)) {
+      // membarrier() failed. A light reader may have announced after that scan's barrier
+      // and before the fence bit below: one more process-wide barrier after setting the bit
+      // makes its announcement visible to every later scan (found by the model check,
+      // tests/model).
+      published.make_fence_permanent(o.fence, o.index);
+      fallback_process_barrier();
+    }
     std::vector<std::uint32_t> failed;
-    failed.reserve(o.oplog.size());  // out of memory here ends the owner (noexcept)
     const std::size_t n = o.oplog.size();
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kPrefetchDistance < n) {
         const logged& ahead = o.oplog[i + kPrefetchDistance];
-        idle_map(ahead.shard).prefetch(prehashed_key<K>{&ahead.key, ahead.hash});
+        if (ahead.key) idle_map(ahead.shard).prefetch(prehashed_key<K>{&*ahead.key, ahead.hash});
       }
       logged& e = o.oplog[i];
       try {
-        map_type& m = idle_map(e.shard);
-        if (e.value) {
-          upsert(m, e.hash, std::move(e.key), std::move(*e.value));
-        } else {
-          m.erase(prehashed_key<K>{&e.key, e.hash});
-        }
+        replay(e);
       } catch (...) {
-        failed.push_back(e.shard);
+        must_succeed([&] { failed.push_back(e.shard); }, "recording a shard to rebuild");
       }
     }
     o.oplog.clear();
+    if (o.oplog.capacity() > kLogKeepCapacity) std::vector<logged>().swap(o.oplog);
     for (std::uint32_t s : failed) resync_shard(o, s, /*reapply_log=*/false);
     o.idle_ready = true;
   }
 
+  void replay(logged& e) {
+    map_type& m = idle_map(e.shard);
+    switch (e.kind) {
+      case logged::upsert_kind:
+        upsert(m, e.hash, std::move(*e.key), std::move(*e.value));
+        break;
+      case logged::erase_kind:
+        m.erase(prehashed_key<K>{&*e.key, e.hash});
+        break;
+      case logged::deadline_kind:
+        if (auto it = m.find(prehashed_key<K>{&*e.key, e.hash}); it != m.end()) {
+          it->second.deadline = e.deadline;
+        }
+        break;
+      case logged::clear_kind:
+        m.clear();
+        break;
+    }
+  }
+
   // Makes the idle copy of `s` equal to the published one (plus, if `reapply_log`, the
-  // writes of the current batch), by building a fresh map: every copy is made outside the
-  // map, which this absl version does not keep consistent when a copy throws inside an
-  // insert. Publishing a divergent copy would hand readers a state that never was, so this
-  // must succeed (see must_succeed).
+  // current batch's log), by building a fresh map: every copy is made outside the map, which
+  // this absl version does not keep consistent when a copy throws inside an insert.
+  // Publishing a divergent copy would hand readers a state that never was, so this must
+  // succeed (see must_succeed).
   void resync_shard(owner& o, std::size_t s, bool reapply_log) noexcept {
-    // relaxed: as in idle_map().
-    const std::uint64_t pub = published.load(std::memory_order_relaxed);
+    const std::uint64_t pub = published.owner_view();
     must_succeed(
         [&] {
           const map_type& src = published_map(pub, s);
           map_type fresh(src.size(), src.hash_function(), src.key_eq());
           for (const auto& [k, v] : src) {
             K key(k);
-            V value(v);
+            entry value(v);
             upsert(fresh, std::move(key), std::move(value));
           }
           if (reapply_log) {
             for (const logged& e : o.oplog) {
               if (e.shard != s) continue;
-              if (e.value) {
-                K key(e.key);
-                V value(*e.value);
-                upsert(fresh, std::move(key), std::move(value));
-              } else {
-                fresh.erase(e.key);
+              switch (e.kind) {
+                case logged::upsert_kind: {
+                  K key(*e.key);
+                  entry value(*e.value);
+                  upsert(fresh, std::move(key), std::move(value));
+                  break;
+                }
+                case logged::erase_kind:
+                  fresh.erase(*e.key);
+                  break;
+                case logged::deadline_kind:
+                  if (auto it = fresh.find(*e.key); it != fresh.end())
+                    it->second.deadline = e.deadline;
+                  break;
+                case logged::clear_kind:
+                  fresh.clear();
+                  break;
               }
             }
           }
@@ -330,26 +458,16 @@ class table_engine {
         "rebuilding a shard's idle copy (Eq or a copy)");
   }
 
-  // Applies one write to the idle copy of shard `s` with moves only.
-  void apply(std::uint32_t s, std::size_t h, K&& key, std::optional<V>&& value) {
-    map_type& m = idle_map(s);
-    if (value) {
-      upsert(m, h, std::move(key), std::move(*value));
-    } else {
-      m.erase(prehashed_key<K>{&key, h});
-    }
-  }
-
   // Applies one write to the idle copy of its shard and logs it for the replay. Strong
   // guarantee: the log entry is copied before the map is touched, and the map receives only
   // moves; if the map operation still throws (Eq in a probe, out of memory), the entry is
   // dropped and the shard rebuilt.
-  void write(owner& o, std::size_t h, K&& key, std::optional<V>&& value) {
+  void write(owner& o, std::size_t h, K&& key, entry&& value) {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
-    o.oplog.push_back(logged{s, h, value, key});
+    o.oplog.push_back(logged{logged::upsert_kind, s, h, 0, value, key});
     try {
-      apply(s, h, std::move(key), std::move(value));
+      upsert(idle_map(s), h, std::move(key), std::move(value));
     } catch (...) {
       o.oplog.pop_back();
       resync_shard(o, s, /*reapply_log=*/true);
@@ -358,102 +476,164 @@ class table_engine {
     o.dirty = true;
   }
 
-  // Commits a transaction's staged writes to the idle copies (of any owner: the caller
-  // guarantees every owner involved is ready and not running). Returns the bit mask of owners
-  // written. All or nothing: every copy (for the maps and the logs) is made first, so a
-  // throwing copy leaves everything untouched; a map operation that still throws (Eq, out
-  // of memory) rolls the touched shards back.
-  std::uint64_t commit(const tx_type& tx) {
-    struct prepared {
-      owner* o;
-      std::uint32_t shard;
-      std::size_t hash;
-      K key;
-      std::optional<V> value;
-      logged entry;
+  // Removes `key` from the idle copy; the key moves into the log. Cannot fail: a throwing
+  // Eq is retried (hashing.hpp), out of memory for the log ends the owner.
+  void remove(owner& o, std::size_t h, K&& key) noexcept {
+    ensure_idle_ready(o);
+    const auto s = static_cast<std::uint32_t>(shard_of(h));
+    logged entry{logged::erase_kind, s, h, 0, std::nullopt, std::move(key)};
+    // Strong guarantee (logged moves without throwing): a retry still has the key.
+    must_succeed([&] { o.oplog.push_back(std::move(entry)); }, "logging an erase");
+    const K& k = *o.oplog.back().key;
+    must_succeed([&] { idle_map(s).erase(prehashed_key<K>{&k, h}); }, "erasing a key (Eq)");
+    o.dirty = true;
+  }
+
+  void set_deadline(owner& o, std::size_t h, const K& key, std::int64_t d) noexcept {
+    ensure_idle_ready(o);
+    const auto s = static_cast<std::uint32_t>(shard_of(h));
+    must_succeed(
+        [&] {
+          map_type& m = idle_map(s);
+          auto it = m.find(prehashed_key<K>{&key, h});
+          if (it == m.end()) return;
+          o.oplog.push_back(logged{logged::deadline_kind, s, h, d, std::nullopt, key});
+          it->second.deadline = d;
+        },
+        "extending an entry's deadline");
+    o.dirty = true;
+  }
+
+  void clear_owner(owner& o) noexcept {
+    ensure_idle_ready(o);
+    for (std::uint32_t s : o.shards) {
+      must_succeed(
+          [&] {
+            o.oplog.push_back(logged{logged::clear_kind, s, 0, 0, std::nullopt, std::nullopt});
+          },
+          "logging a clear");
+      idle_map(s).clear();
+    }
+    o.dirty = true;
+  }
+
+  // Checkpoint and rollback of the idle copies, for writes applied all or nothing.
+  std::size_t checkpoint(const owner& o) const noexcept { return o.oplog.size(); }
+  void rollback(owner& o, std::size_t mark) noexcept {
+    if (o.oplog.size() == mark) return;
+    std::vector<std::uint32_t> undo;
+    for (std::size_t j = mark; j < o.oplog.size(); ++j) {
+      must_succeed([&] { undo.push_back(o.oplog[j].shard); }, "recording a shard to rebuild");
+    }
+    o.oplog.erase(o.oplog.begin() + static_cast<std::ptrdiff_t>(mark), o.oplog.end());
+    for (std::uint32_t s : undo) resync_shard(o, s, /*reapply_log=*/true);
+  }
+
+  // Publishes the owners in `mask` (whose states' changes form one batch), then completes
+  // their replies and wakes the loads they ended.
+  void publish(std::uint64_t mask, owner* const* involved, std::size_t count) noexcept {
+    std::vector<change<K, V>> batch;
+    for (std::size_t i = 0; i < count; ++i) {
+      owner* o = involved[i];
+      auto& ch = o->state.changes();
+      if (batch.empty()) {
+        batch.swap(ch);
+      } else {
+        must_succeed(
+            [&] {
+              batch.insert(batch.end(), std::make_move_iterator(ch.begin()),
+                           std::make_move_iterator(ch.end()));
+            },
+            "collecting a batch's changes");
+        ch.clear();
+      }
+    }
+    const auto flip = [&] {
+      if (mask != 0) published.flip(mask);
     };
-    std::vector<prepared> writes;
-    writes.reserve(tx.staged().size());
-    for (const auto& [key, value] : tx.staged()) {
-      const std::size_t h = hash_retrying(hasher, key);  // hashed once already, in tx.put
-      const auto s = static_cast<std::uint32_t>(shard_of(h));
-      writes.push_back(
-          prepared{owners[shard_owner[s]].get(), s, h, K(key), value, logged{s, h, value, K(key)}});
+    if (batch.empty()) {
+      flip();
+    } else {
+      must_succeed([&] { change_feed->publish(std::move(batch), flip); }, "handing over a batch");
     }
-    std::vector<std::size_t> log_sizes(owners.size());
-    for (std::size_t i = 0; i < owners.size(); ++i) log_sizes[i] = owners[i]->oplog.size();
-    for (const prepared& w : writes) w.o->oplog.reserve(w.o->oplog.size() + writes.size());
-    std::uint64_t touched = 0;
-    try {
-      for (prepared& w : writes) {
-        w.o->oplog.push_back(std::move(w.entry));  // reserved: does not throw
-        apply(w.shard, w.hash, std::move(w.key), std::move(w.value));
-        w.o->dirty = true;
-        touched |= std::uint64_t{1} << w.o->index;
+    for (std::size_t i = 0; i < count; ++i) {
+      owner* o = involved[i];
+      if ((mask >> o->index) & 1) {
+        o->dirty = false;
+        o->idle_ready = false;
       }
-    } catch (...) {
-      for (std::size_t i = 0; i < owners.size(); ++i) {
-        owner& o = *owners[i];
-        if (o.oplog.size() == log_sizes[i]) continue;
-        std::vector<std::uint32_t> undo;
-        for (std::size_t j = log_sizes[i]; j < o.oplog.size(); ++j) {
-          undo.push_back(o.oplog[j].shard);
-        }
-        o.oplog.resize(log_sizes[i]);
-        for (std::uint32_t s : undo) resync_shard(o, s, /*reapply_log=*/true);
-      }
-      throw;
     }
-    return touched;
   }
 
   void publish_and_reply(owner& o) noexcept {
-    if (o.dirty) {
-      // seq_cst: the owner's half of the Dekker pair (file comment); also releases the
-      // batch's writes to readers' seq_cst (acquiring) loads.
-      published.fetch_xor(std::uint64_t{1} << o.index, std::memory_order_seq_cst);
-      o.dirty = false;
-      o.idle_ready = false;
+    const auto started = std::chrono::steady_clock::now();
+    const std::uint64_t mask = o.dirty ? std::uint64_t{1} << o.index : 0;
+    owner* self = &o;
+    if (mask != 0 || !o.state.changes().empty()) publish(mask, &self, 1);
+    if (mask != 0) {
+      owner_counters::add(
+          o.state.counters().publish_ns,
+          static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now() - started)
+                                         .count()));
     }
     for (call_t* c : o.replies) complete(*c);
     o.replies.clear();
+    for (auto& l : o.load_wakes) l->publish();
+    o.load_wakes.clear();
+  }
+
+  // Drains every slot's access ring of owner `o`.
+  void drain_access(owner& o) noexcept {
+    if (!records_reads) return;
+    store st{*this, o};
+    std::uint32_t found = 0;
+    slots.for_each([&](cache_slot& s) {
+      found += s.rings[o.index].drain(
+          [&](const access_record& r) { o.state.on_access(st, r.hash, r.time); });
+    });
+    o.records_pending = found != 0;
   }
 
   // Starts loading the slots a queued write will probe, so that the cache misses of several
   // writes overlap instead of coming one after another.
   void prefetch_write(const message& m) {
-    std::size_t h;
-    const K* key;
     if (auto* p = std::get_if<put_op>(&m.op)) {
-      h = p->hash;
-      key = &p->key;
+      idle_map(shard_of(p->hash)).prefetch(prehashed_key<K>{&p->key, p->hash});
     } else if (auto* e = std::get_if<erase_op>(&m.op)) {
-      h = e->hash;
-      key = &e->key;
-    } else {
-      return;
+      idle_map(shard_of(e->hash)).prefetch(prehashed_key<K>{&e->key, e->hash});
     }
-    idle_map(shard_of(h)).prefetch(prehashed_key<K>{key, h});
+  }
+
+  static void record_cast_error(const message& m, std::exception_ptr e) noexcept {
+    if (m.sender != nullptr) m.sender->record_cast_error(m.generation, std::move(e));
   }
 
   void process(owner& o, std::vector<message>& batch) noexcept {
-    o.replies.reserve(batch.size());
+    owner_counters::add(o.state.counters().batches, 1);
+    o.state.set_collecting(change_feed->has_subscribers());
+    drain_access(o);
+    store st{*this, o};
+    const std::int64_t t = batch.empty() ? 0 : now();
+    must_succeed([&] { o.replies.reserve(batch.size()); }, "reserving replies");
     const std::size_t n = batch.size();
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kPrefetchDistance < n) prefetch_write(batch[i + kPrefetchDistance]);
       message& m = batch[i];
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
-          write(o, p->hash, std::move(p->key), std::optional<V>(std::move(p->value)));
+          o.state.put(st, p->hash, std::move(p->key), std::move(p->value), p->ttl, t);
         } catch (...) {
-          cast_errors.record(m.sender, m.generation, std::current_exception());
+          record_cast_error(m, std::current_exception());
         }
       } else if (auto* e = std::get_if<erase_op>(&m.op)) {
         try {
-          write(o, e->hash, std::move(e->key), std::nullopt);
+          o.state.erase(st, e->hash, std::move(e->key));
         } catch (...) {
-          cast_errors.record(m.sender, m.generation, std::current_exception());
+          record_cast_error(m, std::current_exception());
         }
+      } else if (auto* a = std::get_if<touch_op>(&m.op)) {
+        o.state.on_access(st, a->hash, a->time);
       } else {
         call_t* c = std::get<call_t*>(m.op);
         if (!start_call(*c)) continue;  // cancelled at its deadline
@@ -461,32 +641,290 @@ class table_engine {
         o.replies.push_back(c);
       }
     }
+    o.state.expire(st, now());
     publish_and_reply(o);
+  }
+
+  // The owner's timed work; returns when it must run again.
+  std::chrono::steady_clock::time_point idle(owner& o) noexcept {
+    using clock_t = std::chrono::steady_clock;
+    drain_access(o);
+    store st{*this, o};
+    const std::int64_t t = now();
+    o.state.expire(st, t);
+    publish_and_reply(o);
+    auto wake = published.on_idle(o.fence, o.index, fences);
+    if (o.records_pending) wake = std::min(wake, clock_t::now() + kAccessDrainTick);
+    const std::int64_t next = o.state.next_expiry();
+    if (next != kNever) {
+      clock_t::time_point due;
+      if (clock == nullptr) {
+        due = clock_t::now() + std::chrono::nanoseconds(std::max<std::int64_t>(next - t, 0));
+      } else {
+        due = clock_t::now() + kForeignClockTick;
+      }
+      wake = std::min(wake, due);
+    }
+    return wake;
+  }
+
+  // ---- caller side: posting calls ---------------------------------------------------------
+  void post_parts(call_t& c, int parts) {
+    int posted = 0;
+    try {
+      for (; posted < parts; ++posted) {
+        owners[static_cast<std::size_t>(posted)]->thread.box().push_call(message{&c, nullptr, 0});
+      }
+    } catch (...) {
+      abandon_after_partial_post(c, posted, parts);
+    }
+  }
+
+  void post_one(thread_record& rec, call_t& c, std::uint32_t target) {
+    begin_call<owner>(c, rec, 1);
+    owners[target]->thread.box().push_call(message{&c, nullptr, 0});
+    await(c);
+  }
+
+  // A call is ordered behind this thread's earlier casts to every owner: flush the owners
+  // (other than the call's target, whose mailbox orders it anyway) it may have cast to.
+  void flush_other_dirty_owners(thread_record& rec, std::uint32_t target) {
+    if (owner_count == 1) return;
+    std::uint64_t dirty = rec.dirty_serial == slots.serial() ? rec.dirty_owners : ~std::uint64_t{0};
+    dirty &= ~(std::uint64_t{1} << target);
+    for (std::uint32_t i = 0; i < owner_count; ++i) {
+      if ((dirty >> i) & 1) {
+        call_t c;
+        post_one(rec, c, i);
+      }
+    }
+    forget_dirty_owners(rec);
+  }
+
+  // After a call that flushed every owner, this thread has no unflushed casts to the table.
+  void forget_dirty_owners(thread_record& rec) const noexcept {
+    rec.dirty_serial = slots.serial();
+    rec.dirty_owners = 0;
+  }
+
+  void note_cast(thread_record& rec, std::uint32_t target) const noexcept {
+    if (owner_count == 1) return;
+    if (rec.dirty_serial != slots.serial()) {
+      // Tracking covers one table per thread; losing another table's set is safe because a
+      // missing entry means "assume every owner is dirty".
+      rec.dirty_serial = slots.serial();
+      rec.dirty_owners = ~std::uint64_t{0};
+    }
+    rec.dirty_owners |= std::uint64_t{1} << target;
+  }
+
+  // Runs fn(owner&) -> R on owner `target` (the owner of the key it concerns) and returns
+  // its result, or rethrows what it threw.
+  template <class R, class Fn>
+  R call_on(std::uint32_t target, Fn&& fn, const char* what) {
+    check_may_call(what);
+    thread_record& rec = current_record();
+    linger_count::scope stay(lingering, owner_count > 1);
+    flush_other_dirty_owners(rec, target);
+    struct fn_call : call_t {
+      std::remove_reference_t<Fn>* fn;
+      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+    };
+    fn_call c;
+    c.fn = &fn;
+    c.run = [](call_t& base, owner& o) {
+      auto& self = static_cast<fn_call&>(base);
+      try {
+        if constexpr (std::is_void_v<R>) {
+          (*self.fn)(o);
+        } else {
+          self.result.emplace((*self.fn)(o));
+        }
+      } catch (...) {
+        self.error = std::current_exception();
+      }
+    };
+    post_one(rec, c, target);
+    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
+  }
+
+  // Returns once every cast this thread sent before is applied and visible; rethrows the
+  // first error of those casts since the last flush.
+  void flush() {
+    check_may_call("flush");
+    thread_record& rec = current_record();
+    linger_count::scope stay(lingering, true);
+    cache_slot& s = my_slot();
+    call_t c;
+    begin_call<owner>(c, rec, static_cast<int>(owner_count));
+    post_parts(c, static_cast<int>(owner_count));
+    await(c);
+    forget_dirty_owners(rec);
+    if (auto err = s.take_cast_error(rec.generation)) std::rethrow_exception(err);
+  }
+
+  // Runs body(coordinator) -> R with every owner stopped at a barrier (one owner: on it),
+  // then publishes what it wrote, across owners, as one batch. With a deadline: cancelled
+  // with timeout_error if no owner has started it by then.
+  template <class R, class Body>
+  R run_barrier(Body& body, std::optional<std::chrono::steady_clock::time_point> deadline,
+                const char* what) {
+    static_assert(!std::is_reference_v<R>, "a barrier operation returns by value");
+    check_may_call(what);
+    thread_record& rec = current_record();
+    linger_count::scope stay(lingering, owner_count > 1);
+    struct barrier_call : call_t {
+      Body* body;
+      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+      std::atomic<std::uint32_t> arrived{0};
+      std::atomic<std::uint32_t> released{0};
+      std::uint32_t owner_count = 1;
+    };
+    const int parts = static_cast<int>(owner_count);
+    barrier_call local;
+    barrier_call* call = deadline ? new_timed_call<barrier_call>(parts) : &local;
+    std::optional<claim_ref> timed;
+    if (deadline) timed.emplace(call->claim);
+    barrier_call& c = *call;
+    c.body = &body;
+    c.owner_count = owner_count;
+    c.run = [](call_t& base, owner& o) {
+      auto& self = static_cast<barrier_call&>(base);
+      table_engine& en = *o.engine;
+      if (self.owner_count > 1) {
+        // Publish what came before, ready the idle copies, then meet the other owners.
+        en.publish_and_reply(o);
+        en.ensure_idle_ready(o);
+        // acq_rel: releases this owner's state to the coordinator; the last arrival
+        // acquires every other owner's (all RMWs on one atomic form a release sequence).
+        if (self.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 != self.owner_count) {
+          wait_for_change(self.released, 0);  // acquire: the coordinator's writes
+          return;
+        }
+      } else {
+        en.ensure_idle_ready(o);
+      }
+      try {
+        if constexpr (std::is_void_v<R>) {
+          (*self.body)(o);
+        } else {
+          self.result.emplace((*self.body)(o));
+        }
+      } catch (...) {
+        self.error = std::current_exception();
+      }
+      if (self.owner_count > 1) {
+        en.publish_all();
+        // release: the other owners read their updated state after waking.
+        self.released.store(1, std::memory_order_release);
+        self.released.notify_all();
+      }
+    };
+    begin_call<owner>(c, rec, parts);
+    if (parts == 1) {
+      post_parts(c, 1);
+    } else {
+      std::lock_guard lock(cross_post_mutex);
+      post_parts(c, parts);
+    }
+    if (deadline) {
+      await_until(c, *deadline);
+    } else {
+      await(c);
+    }
+    if (parts > 1) forget_dirty_owners(rec);
+    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
+  }
+
+  // As run_barrier, but nobody waits: posted after this thread's earlier casts, applied
+  // later (clear()). Errors inside are lost (the body must not throw).
+  template <class Body>
+  void post_barrier(Body body) {
+    check_may_call("clear");
+    struct barrier_call : call_t {
+      Body body;
+      std::atomic<std::uint32_t> arrived{0};
+      std::atomic<std::uint32_t> released{0};
+      std::uint32_t owner_count = 1;
+    };
+    const int parts = static_cast<int>(owner_count);
+    barrier_call* c = new_detached_call<barrier_call>(parts);
+    c->body = std::move(body);
+    c->owner_count = owner_count;
+    c->run = [](call_t& base, owner& o) {
+      auto& self = static_cast<barrier_call&>(base);
+      table_engine& en = *o.engine;
+      if (self.owner_count > 1) {
+        en.publish_and_reply(o);
+        en.ensure_idle_ready(o);
+        // acq_rel: as in run_barrier.
+        if (self.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 != self.owner_count) {
+          wait_for_change(self.released, 0);
+          return;
+        }
+      }
+      self.body(o);
+      if (self.owner_count > 1) {
+        en.publish_all();
+        // release: as in run_barrier.
+        self.released.store(1, std::memory_order_release);
+        self.released.notify_all();
+      }
+    };
+    std::lock_guard lock(cross_post_mutex);
+    int posted = 0;
+    try {
+      for (; posted < parts; ++posted) {
+        owners[static_cast<std::size_t>(posted)]->thread.box().push_call(message{c, nullptr, 0});
+      }
+    } catch (...) {
+      // Only the first post can fail (mailboxes close in order, owner 0 first), so no part
+      // is left waiting at the barrier; the unposted parts' references go.
+      for (int i = posted; i < parts; ++i) c->claim->release();
+      throw;
+    }
+  }
+
+  // The coordinator, at a barrier: publishes every owner's writes as one batch.
+  void publish_all() noexcept {
+    std::uint64_t mask = 0;
+    std::vector<owner*> all;
+    must_succeed([&] { all.reserve(owners.size()); }, "listing owners");
+    for (auto& o : owners) {
+      all.push_back(o.get());
+      if (o->dirty) mask |= std::uint64_t{1} << o->index;
+    }
+    publish(mask, all.data(), all.size());
   }
 
   // ---- state -----------------------------------------------------------------------------
   // Read-side fields first, together: a get touches only this line, its shard's owner byte
   // and the map it probes.
-  const std::uint32_t id;
+  mutable slot_list slots;
   const std::uint64_t shard_mask;
   const bool light_readers;  // table_options::asymmetric_fence
-  const fence_policy policy = fence_policy_defaults;
+  const bool records_reads;  // max_size or expire_after_access: readers record accesses
+  const bool record_stats;
+  const bool access_expiry;
+  const warden::clock* const clock;
   const std::unique_ptr<shard[]> shards;
   const std::unique_ptr<std::uint8_t[]> shard_owner;
   const Hash hasher;
   const Eq equal;
-  // Bit i: the copy of owner i's shards that readers use. Bit kFenceShift + i: owner i asks
-  // readers to fence their announcements ("Fence modes"); one word, so a get loads it once.
-  std::atomic<std::uint64_t> published{0};
+  publication published;
 
-  alignas(kFalseSharingRange) std::vector<std::unique_ptr<owner>> owners;
-  std::atomic<std::uint64_t> fence_mode_switches{0};
+  alignas(kFalseSharingRange) const cache_config config;
+  const std::uint32_t owner_count;
+  const fence_policy fences = fence_policy_defaults;
+  std::vector<std::unique_ptr<owner>> owners;
   std::mutex cross_post_mutex;  // orders cross-owner barriers identically in every mailbox
-
-  cast_error_log cast_errors;
-  // Callers that use the engine after a reply: flush (cast_errors), and with several owners
-  // update_counter and transact (dirty-owner bookkeeping, a second post).
+  std::shared_ptr<feed_type> change_feed;
+  std::atomic<const cache_slot*> destroying_slot{nullptr};
+  // Callers that use the engine after a reply (a second post, dirty-owner bookkeeping).
   linger_count lingering;
+
+ private:
+  static constexpr std::size_t kLogKeepCapacity = 4096;  // give a burst's log memory back
 };
 
 }  // namespace warden::detail

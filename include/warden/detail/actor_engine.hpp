@@ -1,0 +1,279 @@
+// The engine behind warden::actor: one owner thread, one map, one mailbox. Every operation is
+// a message; the owner applies them in arrival order through its owner_state (versions,
+// policy, expiry, change list), replies to each call as soon as it has run, and hands the
+// changes made so far to the change feed before each reply (so a flush followed by sync()
+// sees them delivered) and at the end of each batch.
+//
+// Invariants
+//  - Only the owner thread touches `map` and `state` (callers reach them through calls).
+//  - Reads served on the owner judge expiry by the clock at that moment, and count for the
+//    policy directly (no access rings: the owner sees every read).
+//  - A transaction's writes are applied with an undo log: all of them, or (when a map
+//    operation throws) none, restored from the log.
+#pragma once
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "warden/detail/call.hpp"
+#include "warden/detail/entry.hpp"
+#include "warden/detail/feed.hpp"
+#include "warden/detail/hashing.hpp"
+#include "warden/detail/owner_loop.hpp"
+#include "warden/detail/owner_map.hpp"
+#include "warden/detail/owner_state.hpp"
+#include "warden/detail/read_section.hpp"
+#include "warden/options.hpp"
+
+namespace warden::detail {
+
+template <class K, class V, class Hash, class Eq>
+struct actor_engine {
+  using entry = stored<V>;
+  using map_type = owner_map<K, entry, Hash, Eq>;
+  using state_type = owner_state<K, V, Hash, Eq>;
+  using feed_type = feed<K, V>;
+  using call_t = call<actor_engine>;
+
+  struct put_op {
+    K key;
+    V value;
+    std::size_t hash;
+    std::int64_t ttl;
+  };
+  struct erase_op {
+    K key;
+    std::size_t hash;
+  };
+  struct message {
+    std::variant<put_op, erase_op, call_t*> op;
+    cache_slot* sender = nullptr;
+    std::uint64_t generation = 0;
+  };
+
+  // The map as owner_state's Store, with an optional undo log for all-or-nothing writes.
+  struct store {
+    actor_engine& e;
+    entry* find(const K& key, std::size_t h) {
+      auto it = e.map.find(prehashed_key<K>{&key, h});
+      return it == e.map.end() ? nullptr : &it->second;
+    }
+    void upsert(std::size_t h, K&& key, entry&& value) {
+      if (e.undoing) {
+        // Everything that may throw (Eq, the key's copy, the log's growth) comes before the
+        // map changes, so a throw leaves nothing for the rollback to misread.
+        auto it = e.map.find(prehashed_key<K>{&key, h});
+        undo_entry u{K(key), h, std::nullopt};
+        e.undo.push_back(std::move(u));
+        if (it != e.map.end()) {
+          e.undo.back().old.emplace(std::move(it->second));
+          it->second = std::move(value);
+          return;
+        }
+        try {
+          detail::upsert(e.map, h, std::move(key), std::move(value));
+        } catch (...) {
+          e.undo.pop_back();
+          throw;
+        }
+        return;
+      }
+      detail::upsert(e.map, h, std::move(key), std::move(value));
+    }
+    void erase(K&& key, std::size_t h) noexcept {
+      must_succeed(
+          [&] {
+            auto it = e.map.find(prehashed_key<K>{&key, h});
+            if (it == e.map.end()) return;
+            if (e.undoing) {
+              undo_entry u{K(key), h, std::nullopt};  // may throw: then nothing has changed
+              e.undo.push_back(std::move(u));
+              e.undo.back().old.emplace(std::move(it->second));
+            }
+            e.map.erase(it);
+          },
+          "erasing a key (Eq)");
+    }
+    void set_deadline(const K& key, std::size_t h, std::int64_t d) noexcept {
+      must_succeed(
+          [&] {
+            auto it = e.map.find(prehashed_key<K>{&key, h});
+            if (it != e.map.end()) it->second.deadline = d;
+          },
+          "extending an entry's deadline");
+    }
+    template <class F>
+    void for_each(F&& f) {
+      for (const auto& [k, v] : e.map) f(k, v);
+    }
+    void clear() noexcept { e.map.clear(); }
+  };
+
+  struct undo_entry {
+    K key;
+    std::size_t hash;
+    std::optional<entry> old;  // nullopt: the key was absent
+  };
+
+  actor_engine(const actor_options& opts, Hash hash, Eq eq)
+      : slots(registry::instance().next_serial(), false),
+        hasher(hash),
+        equal(eq),
+        map(0, inner_hash<K, Hash>{std::move(hash)}, inner_eq<K, Eq>{std::move(eq)}),
+        state(make_config(opts), 0, opts.max_size, hasher, equal),
+        record_stats(opts.record_stats),
+        change_feed(std::make_shared<feed_type>(opts.feed_capacity)),
+        thread(opts.mailbox_capacity) {
+    thread.start([this](std::vector<message>& batch) { process(batch); },
+                 [this] { return idle(); });
+  }
+  actor_engine(const actor_engine&) = delete;
+  actor_engine& operator=(const actor_engine&) = delete;
+  ~actor_engine() {
+    thread.stop();
+    lingering.wait_until_empty();
+    change_feed->stop();
+  }
+
+  static cache_config make_config(const actor_options& opts) {
+    cache_config c;
+    c.max_size = opts.max_size;
+    c.expire_after_write = opts.expire_after_write.count();
+    c.expire_after_access = opts.expire_after_access.count();
+    c.clock = opts.clock;
+    c.record_stats = opts.record_stats;
+    return c;
+  }
+
+  // ---- owner side ------------------------------------------------------------------------
+  // The live entry of `key` now, counting the read for the policy.
+  const entry* read(const K& key, std::size_t h) {
+    store st{*this};
+    const std::int64_t t = state.now();
+    const entry* p = state.find_live(st, key, h, t);
+    state.on_owner_read(st, key, h, p != nullptr, t);
+    return p;
+  }
+
+  // Applies writes all or nothing: runs apply_all(), rolling the map back if it throws.
+  template <class F>
+  void all_or_nothing(F&& apply_all) {
+    undoing = true;
+    undo.clear();
+    try {
+      apply_all();
+    } catch (...) {
+      undoing = false;
+      for (auto u = undo.rbegin(); u != undo.rend(); ++u) {
+        must_succeed(
+            [&] {
+              auto it = map.find(prehashed_key<K>{&u->key, u->hash});
+              if (u->old) {
+                if (it != map.end()) {
+                  it->second = std::move(*u->old);
+                } else {
+                  detail::upsert(map, u->hash, std::move(u->key), std::move(*u->old));
+                }
+              } else if (it != map.end()) {
+                map.erase(it);
+              }
+            },
+            "rolling back a transaction (Eq)");
+      }
+      undo.clear();
+      throw;
+    }
+    undoing = false;
+    undo.clear();
+  }
+
+  void publish_changes() noexcept {
+    if (state.changes().empty()) return;
+    must_succeed([&] { change_feed->publish(std::move(state.changes()), [] {}); },
+                 "handing over a batch");
+    state.changes().clear();
+  }
+
+  static void record_cast_error(const message& m, std::exception_ptr e) noexcept {
+    if (m.sender != nullptr) m.sender->record_cast_error(m.generation, std::move(e));
+  }
+
+  void process(std::vector<message>& batch) noexcept {
+    owner_counters::add(state.counters().batches, 1);
+    state.set_collecting(change_feed->has_subscribers());
+    store st{*this};
+    const std::int64_t t = batch.empty() ? 0 : state.now();
+    const std::size_t n = batch.size();
+    for (std::size_t i = 0; i < n; ++i) {
+      // Overlaps the cache misses of queued writes.
+      if (i + kPrefetchDistance < n) {
+        const message& ahead = batch[i + kPrefetchDistance];
+        if (auto* p = std::get_if<put_op>(&ahead.op)) {
+          map.prefetch(prehashed_key<K>{&p->key, p->hash});
+        } else if (auto* e = std::get_if<erase_op>(&ahead.op)) {
+          map.prefetch(prehashed_key<K>{&e->key, e->hash});
+        }
+      }
+      message& m = batch[i];
+      if (auto* p = std::get_if<put_op>(&m.op)) {
+        try {
+          state.put(st, p->hash, std::move(p->key), std::move(p->value), p->ttl, t);
+        } catch (...) {
+          record_cast_error(m, std::current_exception());
+        }
+      } else if (auto* e = std::get_if<erase_op>(&m.op)) {
+        try {
+          state.erase(st, e->hash, std::move(e->key));
+        } catch (...) {
+          record_cast_error(m, std::current_exception());
+        }
+      } else {
+        call_t* c = std::get<call_t*>(m.op);
+        if (!start_call(*c)) continue;  // cancelled at its deadline
+        // A call sees (and a flush returns after) the removal of everything expired by now.
+        state.expire(st, state.now());
+        if (c->run != nullptr) c->run(*c, *this);
+        publish_changes();
+        complete(*c);
+        for (auto& l : load_wakes) l->publish();
+        load_wakes.clear();
+      }
+    }
+    state.expire(st, state.now());
+    publish_changes();
+  }
+
+  std::chrono::steady_clock::time_point idle() noexcept {
+    using clock_t = std::chrono::steady_clock;
+    store st{*this};
+    const std::int64_t t = state.now();
+    state.expire(st, t);
+    publish_changes();
+    const std::int64_t next = state.next_expiry();
+    if (next == kNever) return clock_t::time_point::max();
+    if (state.config().clock != nullptr) return clock_t::now() + std::chrono::milliseconds(10);
+    return clock_t::now() + std::chrono::nanoseconds(std::max<std::int64_t>(next - t, 0));
+  }
+
+  bool is_owner_thread() const noexcept { return thread.is_current(); }
+
+  mutable slot_list slots;  // callers' per-thread parts: stats counters, cast errors
+  const Hash hasher;
+  const Eq equal;
+  map_type map;  // owned by the actor thread
+  state_type state;
+  const bool record_stats;
+  bool undoing = false;
+  std::vector<undo_entry> undo;
+  std::vector<std::shared_ptr<load_state<V>>> load_wakes;
+  std::shared_ptr<feed_type> change_feed;
+  linger_count lingering;        // flush() callers, who read their slot after the reply
+  owner_thread<message> thread;  // last: started after everything it uses exists
+};
+
+}  // namespace warden::detail
