@@ -139,6 +139,30 @@ class actor {
         },
         false);
   }
+  // Reads by a lookup key (as table::get(const Q&)), with no temporary K.
+  template <class Q>
+    requires detail::lookup_key_for<K, Hash, Eq, Q>
+  std::optional<V> get(const Q& key) const {
+    return counted_read(key, [](const entry& p) { return std::optional<V>(p.value); },
+                        std::optional<V>());
+  }
+  template <class Q>
+    requires detail::lookup_key_for<K, Hash, Eq, Q>
+  bool contains(const Q& key) const {
+    return counted_read(key, [](const entry&) { return true; }, false);
+  }
+  template <class Q, class F>
+    requires detail::lookup_key_for<K, Hash, Eq, Q> && std::invocable<F&, const V&>
+  bool visit(const Q& key, F&& fn) const {
+    return counted_read(
+        key,
+        [&](const entry& p) {
+          std::invoke(fn, static_cast<const V&>(p.value));
+          return true;
+        },
+        false);
+  }
+
   // Entries held now (expired ones the actor has not removed yet included).
   std::size_t size() const {
     return call_owner([](engine& e) { return e.map.size(); });
@@ -192,7 +216,7 @@ class actor {
   void put(K key, V value) { cast_put(std::move(key), std::move(value), detail::kNoTtl, false); }
   template <class Rep, class Period>
   void put(K key, V value, std::chrono::duration<Rep, Period> ttl) {
-    const auto ns = std::chrono::ceil<std::chrono::nanoseconds>(ttl).count();
+    const std::int64_t ns = detail::saturating_ns(ttl);
     if (ns < 0) throw std::invalid_argument("warden::actor::put: negative ttl");
     cast_put(std::move(key), std::move(value), ns, false);
   }
@@ -212,7 +236,7 @@ class actor {
       en.state.clear(st);
     };
     try {
-      e.thread.box().push_call(typename engine::message{c, nullptr, 0});
+      e.thread.box().push_call(e.queue(my_slot(e)), typename engine::message{c, nullptr, 0});
     } catch (...) {
       c->claim->release();
       throw;
@@ -325,9 +349,7 @@ class actor {
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact_for(std::chrono::duration<Rep, Period> timeout,
                                                   F&& fn) {
-    return call_owner(transaction_body(fn),
-                      std::chrono::steady_clock::now() +
-                          std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return call_owner(transaction_body(fn), detail::deadline_after(timeout));
   }
 
   // Runs fn(view) on the actor's thread: one instant, since nothing else runs meanwhile.
@@ -481,10 +503,10 @@ class actor {
   }
 
   // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`; counts the stats.
-  template <class OnHit, class R>
-  R counted_read(const K& key, OnHit on_hit, R miss) const {
+  template <class Q, class OnHit, class R>
+  R counted_read(const Q& key, OnHit on_hit, R miss) const {
     engine& en = checked();
-    const std::size_t h = en.hasher(key);
+    const std::size_t h = detail::lookup_hash<K, Hash, Eq>(en.hasher, key);
     std::optional<R> out = call_owner([&](engine& e) -> std::optional<R> {
       const entry* p = e.read(key, h);
       if (p == nullptr) return std::nullopt;
@@ -591,7 +613,7 @@ class actor {
     };
     detail::begin_call<engine>(c, rec, 1);
     try {
-      e.thread.box().push_call(typename engine::message{&c, nullptr, 0});
+      e.thread.box().push_call(e.queue(my_slot(e)), typename engine::message{&c, nullptr, 0});
     } catch (...) {
       detail::abandon_after_partial_post(c, 0, 1);
     }
@@ -619,11 +641,12 @@ class actor {
     detail::thread_record& rec = not_on_owner(e);
     detail::cache_slot& slot = my_slot(e);
     typename engine::message m{std::forward<Op>(op), &slot, rec.generation};
-    if (try_only) return e.thread.box().try_push_cast(std::move(m));
+    auto& q = e.queue(slot);
+    if (try_only) return e.thread.box().try_push_cast(q, std::move(m));
     if (e.change_feed->on_notifier_thread()) {
-      e.thread.box().push_call(std::move(m));  // a subscriber's cast never waits for room
+      e.thread.box().push_call(q, std::move(m));  // a subscriber's cast never waits for room
     } else {
-      e.thread.box().push_cast(std::move(m), [] {});
+      e.thread.box().push_cast(q, std::move(m), [] {});
     }
     return true;
   }

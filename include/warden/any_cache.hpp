@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -19,6 +20,7 @@
 
 #include "warden/cache.hpp"
 #include "warden/change_feed.hpp"
+#include "warden/clock.hpp"
 #include "warden/codec.hpp"
 #include "warden/error.hpp"
 #include "warden/stats.hpp"
@@ -155,7 +157,8 @@ class any_cache {
                                                   F&& fn) {
     using R = std::invoke_result_t<F&, tx_type&>;
     static_assert(!std::is_reference_v<R>, "a transact function must return by value");
-    const auto limit = std::chrono::ceil<std::chrono::steady_clock::duration>(timeout);
+    const auto limit = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+        std::chrono::nanoseconds(detail::saturating_ns(timeout)));
     if constexpr (std::is_void_v<R>) {
       checked().transact_for(limit, [&](tx_type& tx) { std::invoke(fn, tx); });
     } else {
@@ -182,7 +185,9 @@ class any_cache {
   // ---- the cache calls (see table.hpp for their meanings) -------------------------------
   template <class Rep, class Period>
   void put(const K& k, V v, std::chrono::duration<Rep, Period> ttl) {
-    checked().put_ttl(k, std::move(v), std::chrono::ceil<std::chrono::nanoseconds>(ttl));
+    const std::int64_t ns = detail::saturating_ns(ttl);
+    if (ns < 0) throw std::invalid_argument("warden::any_cache::put: negative ttl");
+    checked().put_ttl(k, std::move(v), std::chrono::nanoseconds(ns));
   }
   void clear() { checked().clear(); }
   std::optional<versioned<V>> get_versioned(const K& k) const { return checked().get_versioned(k); }

@@ -7,9 +7,38 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 
 namespace warden {
+namespace detail {
+
+// `d` in whole nanoseconds, rounded up, saturating at the int64 limits instead of
+// overflowing (a ttl of hours::max() means "never", not a negative number).
+template <class Rep, class Period>
+std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  constexpr auto kMin = std::numeric_limits<std::int64_t>::min();
+  const long double ns = std::chrono::duration<long double, std::nano>(d).count();
+  if (ns >= static_cast<long double>(kMax)) return kMax;
+  if (ns <= static_cast<long double>(kMin)) return kMin;
+  return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
+}
+
+// A deadline `timeout` from now on steady_clock, saturating.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+  using clock_t = std::chrono::steady_clock;
+  const auto now = clock_t::now();
+  const std::int64_t ns = saturating_ns(timeout);
+  const std::int64_t left =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(clock_t::time_point::max() - now)
+          .count();
+  if (ns >= left) return clock_t::time_point::max();
+  return now + std::chrono::duration_cast<clock_t::duration>(std::chrono::nanoseconds(ns));
+}
+
+}  // namespace detail
 
 class clock {
  public:
@@ -33,10 +62,16 @@ class manual_clock final : public clock {
   // Moves time forward by `d` (>= 0; std::invalid_argument otherwise).
   template <class Rep, class Period>
   void advance(std::chrono::duration<Rep, Period> d) {
-    const auto step = std::chrono::ceil<std::chrono::nanoseconds>(d).count();
+    const std::int64_t step = detail::saturating_ns(d);
     if (step < 0) throw std::invalid_argument("warden::manual_clock::advance: negative duration");
-    // release: pairs with now().
-    ns_.fetch_add(step, std::memory_order_release);
+    // release: pairs with now(). A CAS loop, so time saturates instead of wrapping.
+    std::int64_t now = ns_.load(std::memory_order_relaxed);  // relaxed: the CAS rechecks
+    while (!ns_.compare_exchange_weak(now,
+                                      step >= std::numeric_limits<std::int64_t>::max() - now
+                                          ? std::numeric_limits<std::int64_t>::max()
+                                          : now + step,
+                                      std::memory_order_release, std::memory_order_relaxed)) {
+    }
   }
 
  private:

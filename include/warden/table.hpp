@@ -86,6 +86,24 @@ class table {
       const entry* p = live(e_->find_published(pub_, key, e_->hasher(key)));
       return p ? std::optional<versioned<V>>(versioned<V>{p->value, p->version}) : std::nullopt;
     }
+    // The same reads by a lookup key (see table::get(const Q&)).
+    template <class Q>
+      requires detail::lookup_key_for<K, Hash, Eq, Q>
+    std::optional<V> get(const Q& key) const {
+      const entry* p = live(e_->find_published(pub_, key, lookup_hash(key)));
+      return p ? std::optional<V>(p->value) : std::nullopt;
+    }
+    template <class Q>
+      requires detail::lookup_key_for<K, Hash, Eq, Q>
+    bool contains(const Q& key) const {
+      return live(e_->find_published(pub_, key, lookup_hash(key))) != nullptr;
+    }
+    template <class Q>
+      requires detail::lookup_key_for<K, Hash, Eq, Q>
+    const V* find(const Q& key) const {
+      const entry* p = live(e_->find_published(pub_, key, lookup_hash(key)));
+      return p ? &p->value : nullptr;
+    }
     // Entries published at the view's instant (expired ones the owner has not removed yet
     // included, as size() counts them).
     std::size_t size() const {
@@ -123,6 +141,10 @@ class table {
     view& operator=(const view&) = delete;
     friend class table;
 
+    template <class Q>
+    std::size_t lookup_hash(const Q& key) const {
+      return detail::lookup_hash<K, Hash, Eq>(e_->hasher, key);
+    }
     const entry* live(const entry* p) const {
       if (p == nullptr || p->deadline == detail::kNever) return p;
       return p->live_at(now()) ? p : nullptr;
@@ -188,6 +210,34 @@ class table {
   template <class F>
     requires std::invocable<F&, const V&>
   bool visit(const K& key, F&& fn) const {
+    return read(key, [&](const entry& p) { std::invoke(fn, static_cast<const V&>(p.value)); });
+  }
+
+  // Reads by a lookup key, with no temporary K: a std::string_view or const char* for
+  // std::string keys with the default Hash and Eq, or any type a transparent Hash and Eq
+  // (both declaring is_transparent) accept. Same meanings as above.
+  template <class Q>
+    requires detail::lookup_key_for<K, Hash, Eq, Q>
+  std::optional<V> get(const Q& key) const {
+    std::optional<V> out;
+    read(key, [&](const entry& p) { out.emplace(p.value); });
+    return out;
+  }
+  template <class Q>
+    requires detail::lookup_key_for<K, Hash, Eq, Q>
+  bool contains(const Q& key) const {
+    return read(key, [](const entry&) {});
+  }
+  template <class Q>
+    requires detail::lookup_key_for<K, Hash, Eq, Q>
+  std::optional<versioned<V>> get_versioned(const Q& key) const {
+    std::optional<versioned<V>> out;
+    read(key, [&](const entry& p) { out.emplace(versioned<V>{p.value, p.version}); });
+    return out;
+  }
+  template <class Q, class F>
+    requires detail::lookup_key_for<K, Hash, Eq, Q> && std::invocable<F&, const V&>
+  bool visit(const Q& key, F&& fn) const {
     return read(key, [&](const entry& p) { std::invoke(fn, static_cast<const V&>(p.value)); });
   }
 
@@ -443,8 +493,7 @@ class table {
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact_for(std::chrono::duration<Rep, Period> timeout,
                                                   F&& fn) {
-    return run_transaction(fn, std::chrono::steady_clock::now() +
-                                   std::chrono::ceil<std::chrono::steady_clock::duration>(timeout));
+    return run_transaction(fn, detail::deadline_after(timeout));
   }
 
   // The value of `key` if present; otherwise loader(key) runs once, in one caller's thread,
@@ -535,10 +584,10 @@ class table {
 
   // The one read path: finds `key` in the published state and, if it is live, calls
   // on_hit(entry) inside the section; records the access and stats after leaving it.
-  template <class OnHit>
-  WARDEN_ALWAYS_INLINE bool read(const K& key, OnHit&& on_hit) const {
+  template <class Q, class OnHit>
+  WARDEN_ALWAYS_INLINE bool read(const Q& key, OnHit&& on_hit) const {
     const engine& e = checked();
-    const std::size_t h = e.hasher(key);
+    const std::size_t h = detail::lookup_hash<K, Hash, Eq>(e.hasher, key);
     detail::cache_slot& slot = e.my_slot();
     std::int64_t t = 0;
     bool hit;
@@ -559,7 +608,7 @@ class table {
 
   template <class Rep, class Period>
   static std::int64_t ttl_ns(std::chrono::duration<Rep, Period> ttl) {
-    const auto ns = std::chrono::ceil<std::chrono::nanoseconds>(ttl).count();
+    const std::int64_t ns = detail::saturating_ns(ttl);
     if (ns < 0) throw std::invalid_argument("warden::table::put: negative ttl");
     return ns;
   }
@@ -585,12 +634,13 @@ class table {
     const std::uint32_t target = e.owner_of(h);
     typename engine::message m{std::forward<Op>(op), &slot, rec.generation};
     auto& box = e.owners[target]->thread.box();
+    auto& q = e.queue(slot, target);
     if (try_only) {
-      if (!box.try_push_cast(std::move(m))) return false;
+      if (!box.try_push_cast(q, std::move(m))) return false;
     } else if (e.change_feed->on_notifier_thread()) {
-      box.push_call(std::move(m));  // a subscriber's cast never waits for room
+      box.push_call(q, std::move(m));  // a subscriber's cast never waits for room
     } else {
-      box.push_cast(std::move(m), [&] {
+      box.push_cast(q, std::move(m), [&] {
         if (slot.in_section()) {
           throw reentrancy_error(
               "a cast waiting for room in a full mailbox inside a snapshot or pin of the same "

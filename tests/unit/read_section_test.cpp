@@ -263,7 +263,7 @@ TEST(Table, CastErrorsOfExitedThreadsReachNoOtherThread) {
   warden::table<std::uint64_t, throwing_copy> t;
   throwing_copy::armed = true;
   std::thread([&] { t.put(1, throwing_copy(666)); }).join();  // fails on the owner; no flush
-  std::thread([&] { EXPECT_NO_THROW(t.flush()); }).join();   // may reuse that record
+  std::thread([&] { EXPECT_NO_THROW(t.flush()); }).join();    // may reuse that record
   EXPECT_NO_THROW(t.flush());
   t.put(2, throwing_copy(666));
   EXPECT_THROW(t.flush(), std::runtime_error);  // its own thread still gets it

@@ -152,11 +152,14 @@ struct actor_engine {
 
   // ---- owner side ------------------------------------------------------------------------
   // The live entry of `key` now, counting the read for the policy.
-  const entry* read(const K& key, std::size_t h) {
-    store st{*this};
+  // Q: K, or a lookup key for it (hashing.hpp).
+  template <class Q>
+  const entry* read(const Q& key, std::size_t h) {
     const std::int64_t t = state.now();
-    const entry* p = state.find_live(st, key, h, t);
-    state.on_owner_read(st, key, h, p != nullptr, t);
+    auto it = map.find(prehashed_key<Q>{&key, h});
+    const entry* p = it != map.end() && it->second.live_at(t) ? &it->second : nullptr;
+    store st{*this};
+    state.on_owner_read(st, p != nullptr ? &it->first : nullptr, h, t);
     return p;
   }
 
@@ -261,6 +264,14 @@ struct actor_engine {
   }
 
   bool is_owner_thread() const noexcept { return thread.is_current(); }
+
+  using queue_type = typename mailbox<message>::producer;
+  // The calling thread's queue in the actor's mailbox (made on its first message).
+  queue_type& queue(cache_slot& s) {
+    if (WARDEN_UNLIKELY(s.producers == nullptr)) s.producers = new void*[1]();
+    if (WARDEN_UNLIKELY(s.producers[0] == nullptr)) s.producers[0] = &thread.box().add_producer();
+    return *static_cast<queue_type*>(s.producers[0]);
+  }
 
   mutable slot_list slots;  // callers' per-thread parts: stats counters, cast errors
   const Hash hasher;

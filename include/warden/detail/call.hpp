@@ -67,6 +67,9 @@ struct call {
   thread_record* caller = nullptr;
   std::uint32_t ticket = 0;     // caller's reply word when the call was made
   call_claim* claim = nullptr;  // set for calls with a deadline
+  // Calls that stop every owner at a barrier run in this order on every owner (1, 2, ...),
+  // whatever order the owners find them in their producers' queues; 0: not such a call.
+  std::uint64_t barrier_order = 0;
 };
 
 // Allocates a call with a deadline; its claim holds a reference for the caller (release it

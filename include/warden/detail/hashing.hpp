@@ -10,6 +10,12 @@
 #include <cstdio>
 #include <exception>
 #include <functional>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include <absl/hash/hash.h>
+#include <absl/strings/string_view.h>
 
 namespace warden::detail {
 
@@ -53,8 +59,47 @@ struct inner_hash {
   // Owner side (inserts, growth): see hashing.hpp. Readers never get here: they pass the
   // caller's hash in a prehashed_key.
   std::size_t operator()(const K& k) const noexcept { return hash_retrying(hash, k); }
-  std::size_t operator()(const prehashed_key<K>& p) const noexcept { return p.hash; }
+  template <class Q>
+  std::size_t operator()(const prehashed_key<Q>& p) const noexcept {
+    return p.hash;
+  }
 };
+
+// Heterogeneous lookup: reads may look a key up by another type Q without building a K, when
+// Hash and Eq are transparent (they declare is_transparent and accept Q), or, with the
+// default absl::Hash<std::string> and std::equal_to<std::string>, by anything convertible to
+// std::string_view (absl hashes a std::string and an absl::string_view of the same characters
+// alike, and std::string == std::string_view compares without a temporary).
+template <class T>
+concept transparent = requires { typename T::is_transparent; };
+
+template <class K, class Hash, class Eq, class Q>
+inline constexpr bool default_string_lookup =
+    std::is_same_v<K, std::string> && std::is_same_v<Hash, absl::Hash<std::string>> &&
+    std::is_same_v<Eq, std::equal_to<std::string>> &&
+    std::is_convertible_v<const Q&, std::string_view>;
+
+template <class K, class Hash, class Eq, class Q>
+concept lookup_key_for =
+    !std::is_same_v<std::remove_cvref_t<Q>, K> &&
+    (default_string_lookup<K, Hash, Eq, Q> ||
+     (transparent<Hash> && transparent<Eq> && std::is_invocable_r_v<std::size_t, const Hash&, const Q&> &&
+      std::is_invocable_r_v<bool, const Eq&, const K&, const Q&>));
+
+// The hash of a lookup key, equal to Hash's for the K it stands for.
+template <class K, class Hash, class Eq, class Q>
+std::size_t lookup_hash(const Hash& hash, const Q& q) {
+  if constexpr (std::is_same_v<Q, K>) {
+    return hash(q);
+  } else if constexpr (default_string_lookup<K, Hash, Eq, Q>) {
+    // absl::string_view, not std::string_view: in builds where the two differ (Debian's),
+    // only absl's hashes like std::string.
+    const std::string_view v(q);
+    return absl::Hash<absl::string_view>{}(absl::string_view(v.data(), v.size()));
+  } else {
+    return hash(q);
+  }
+}
 
 template <class K, class Eq>
 struct inner_eq {
@@ -63,6 +108,15 @@ struct inner_eq {
   bool operator()(const K& a, const K& b) const { return eq(a, b); }
   bool operator()(const K& a, const prehashed_key<K>& b) const { return eq(a, *b.key); }
   bool operator()(const prehashed_key<K>& a, const K& b) const { return eq(*a.key, b); }
+  template <class Q>
+    requires(!std::is_same_v<Q, K>)
+  bool operator()(const K& a, const prehashed_key<Q>& b) const {
+    if constexpr (std::is_same_v<K, std::string> && std::is_same_v<Eq, std::equal_to<std::string>>) {
+      return a == std::string_view(*b.key);
+    } else {
+      return eq(a, *b.key);
+    }
+  }
 };
 
 }  // namespace warden::detail

@@ -1,35 +1,48 @@
-// The owner's MPSC mailbox, shared by table owners and the actor.
+// The owner's mailbox, shared by table owners and the actor: one single-producer queue per
+// producing thread (a `producer`), drained by the owner. A put takes no lock and makes no
+// atomic read-modify-write: it writes the message into its own queue and publishes it with
+// one store.
 //
-// Protocol: producers append under a std::mutex and return; the owner takes the whole queue
-// in one swap and applies it as a batch, so the lock is held for an append or a swap, never
-// for the work. Per-producer FIFO follows from the lock: one thread's appends are ordered.
-// An idle owner parks on a condition variable, with a deadline when it has timed work
-// (expiry, draining access records, clearing a fence bit); a producer pays the wake-up only
-// when it finds the owner parked, i.e. at most once per owner sleep.
-//
-// Bounded (capacity > 0): casts beyond `capacity` wait for the owner to drain (push-back) or
-// are refused by try_push_cast. Calls are never counted against the capacity and never wait
-// for room: each thread has at most one call in flight, so they are bounded by the number of
-// threads, and a flood of casts cannot starve them.
-//
-// Every notify happens under the mutex, so no thread touches the mailbox after the mutex
-// shows it done with it.
-//
-// Shutdown: close() refuses new messages and wakes everyone; producers that were waiting for
-// room leave with closed_error, and wait_for_producers_to_leave() returns only once the last
-// of them has released the mutex, so the mailbox can then be destroyed safely.
+// Invariants
+//  - Per-producer FIFO: a producer's messages (casts and calls alike) leave its queue in the
+//    order they entered it; the owner takes each queue's messages in order. There is no
+//    order between producers.
+//  - A producer's queue is a list of blocks of kBlock messages. Only the producer writes
+//    `tail_*` and its block links; only the owner reads messages out and frees exhausted
+//    blocks. `pushed` (producer) and `popped` (owner) count messages; a message is the
+//    owner's once it sees `pushed` pass it (release/acquire).
+//  - Parking (a Dekker pair): the owner sets `parked_` (seq_cst) and then looks at every
+//    queue (seq_cst loads of `pushed`) before it sleeps; a producer stores `pushed`
+//    (seq_cst) and then loads `parked_` (seq_cst). Either the owner sees the message, or the
+//    producer sees the owner parked and wakes it (under `park_mutex_`, which the owner holds
+//    from announcing itself until it waits, so no wake-up is lost). A producer pays for the
+//    wake-up only when the owner sleeps.
+//  - Bounded (capacity > 0): casts count against `queued_` (one RMW per cast, bounded
+//    mailboxes only; each queued message says whether it holds room); a cast beyond
+//    capacity waits for the owner to drain (push-back), or try_push_cast refuses. Calls are never
+//    counted: each thread has at most one call in flight, so they are bounded by the number of
+//    threads, and casts cannot starve them.
+//  - Shutdown: close() refuses every later push; the owner drains what was pushed before and
+//    then stops. Producers waiting for room leave with closed_error, and
+//    wait_for_producers_to_leave() returns once the last of them has left the mailbox. A push
+//    racing with close() is a cache used while it is destroyed (a contract breach); its
+//    message, if never drained, is destroyed with the mailbox.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "warden/detail/config.hpp"
 #include "warden/detail/sync.hpp"
 #include "warden/error.hpp"
 
@@ -37,148 +50,333 @@ namespace warden::detail {
 
 template <class Msg>
 class mailbox {
+  static_assert(std::is_nothrow_move_constructible_v<Msg>, "messages move without throwing");
+
  public:
   using time_point = std::chrono::steady_clock::time_point;
+  static constexpr std::uint32_t kBlock = 64;
+
+  class producer {
+   public:
+    producer() = default;
+    producer(const producer&) = delete;
+    producer& operator=(const producer&) = delete;
+
+   private:
+    friend class mailbox;
+    struct block {
+      alignas(Msg) unsigned char storage[kBlock][sizeof(Msg)];
+      bool counted[kBlock];   // a cast that holds room in a bounded mailbox
+      block* next = nullptr;  // written by the producer before `pushed` covers it
+      Msg* at(std::uint32_t i) noexcept { return std::launder(reinterpret_cast<Msg*>(storage[i])); }
+    };
+
+    // Producer's line.
+    block* tail_block_ = nullptr;
+    std::uint32_t tail_index_ = kBlock;
+    std::uint64_t pushed_local_ = 0;
+    std::atomic<std::uint64_t> pushed_{0};
+    // Owner's line.
+    alignas(kFalseSharingRange) block* head_block_ = nullptr;
+    std::uint32_t head_index_ = 0;
+    std::uint64_t popped_ = 0;
+    std::atomic<std::uint64_t> consumed_{0};  // popped_, for depth() from any thread
+    producer* next_ = nullptr;                // immutable once published
+  };
 
   explicit mailbox(std::size_t capacity) : capacity_(capacity) {}
   mailbox(const mailbox&) = delete;
   mailbox& operator=(const mailbox&) = delete;
+  ~mailbox() {
+    std::vector<Msg> left;
+    drain_all(left);  // messages of pushes that raced with close(); nobody owns them now
+    // relaxed: the owner has stopped and no producer remains.
+    for (producer* p = head_.load(std::memory_order_relaxed); p != nullptr;) {
+      producer* next = p->next_;
+      delete p->head_block_;
+      delete p;
+      p = next;
+    }
+  }
+
+  // A queue for one producing thread; lives as long as the mailbox.
+  producer& add_producer() {
+    auto p = std::make_unique<producer>();
+    std::lock_guard lock(producers_mutex_);
+    // relaxed: under the mutex; the release store below publishes the queue.
+    p->next_ = head_.load(std::memory_order_relaxed);
+    producer* raw = p.release();
+    // release: an owner that loads this head sees the queue initialized.
+    head_.store(raw, std::memory_order_release);
+    return *raw;
+  }
 
   // Appends a cast, waiting for room when bounded and full. `check_may_wait` runs before any
-  // wait and throws if waiting here could deadlock (the caller is the owner, or holds a read
-  // section the owner is waiting for). Throws closed_error once the mailbox is closed.
+  // wait and throws if waiting here could deadlock. Throws closed_error once closed.
   template <class CheckMayWait>
-  void push_cast(Msg&& m, CheckMayWait&& check_may_wait) {
-    std::unique_lock lock(mutex_);
-    if (closed_) throw closed_error();
-    while (capacity_ != 0 && casts_ >= capacity_) {
-      check_may_wait();
-      ++space_waiters_;
-      space_.wait(lock);
-      --space_waiters_;
-      if (closed_) {
-        if (space_waiters_ == 0) space_.notify_all();  // wait_for_producers_to_leave
-        throw closed_error();
-      }
-    }
-    ++casts_;
-    enqueue(lock, std::move(m));
+  void push_cast(producer& p, Msg&& m, CheckMayWait&& check_may_wait) {
+    if (capacity_ != 0) reserve_room(check_may_wait);
+    push(p, std::move(m), capacity_ != 0);
   }
 
   // Appends a cast unless bounded and full; never waits.
-  bool try_push_cast(Msg&& m) {
-    std::unique_lock lock(mutex_);
-    if (closed_) throw closed_error();
-    if (capacity_ != 0 && casts_ >= capacity_) return false;
-    ++casts_;
-    enqueue(lock, std::move(m));
+  bool try_push_cast(producer& p, Msg&& m) {
+    if (capacity_ != 0 && !claim_room()) {
+      check_open();
+      return false;
+    }
+    push(p, std::move(m), capacity_ != 0);
     return true;
   }
 
-  // Appends a call, or a cast that must not wait for room (one sent from a thread the owner
-  // may be waiting on).
-  void push_call(Msg&& m) {
-    std::unique_lock lock(mutex_);
-    if (closed_) throw closed_error();
-    enqueue(lock, std::move(m));
-  }
+  // Appends a call, or a cast that must not wait for room.
+  void push_call(producer& p, Msg&& m) { push(p, std::move(m), false); }
 
   // Wakes a parked owner without a message (readers whose access records need draining).
-  void nudge() {
-    std::unique_lock lock(mutex_);
-    nudged_ = true;
-    wake_owner();
+  void nudge() noexcept {
+    // Loaded first, so that readers whose buffers are full do not all store to this line;
+    // whoever set it has already made sure the owner will see it (below). relaxed: a hint.
+    if (nudged_.load(std::memory_order_relaxed)) return;
+    // seq_cst store, then seq_cst load of parked_: a Dekker pair with the parking owner,
+    // which stores parked_ and then exchanges nudged_ (both seq_cst): either it sees the
+    // nudge, or this sees it parked and wakes it.
+    nudged_.store(true, std::memory_order_seq_cst);
+    if (parked_.load(std::memory_order_seq_cst) != 0) {
+      try {
+        wake_owner();
+      } catch (...) {  // std::mutex::lock failing: the owner wakes at its next deadline
+      }
+    }
   }
 
-  // Whether the owner is parked (a hint, read without the lock).
+  // Whether the owner sleeps (a hint, read without ordering).
   bool owner_parked_hint() const noexcept {
-    // relaxed: a hint; nudge() rechecks under the mutex.
-    return parked_hint_.load(std::memory_order_relaxed);
+    // relaxed: a hint.
+    return parked_.load(std::memory_order_relaxed) != 0;
   }
 
-  // No pushes after this; the owner drains what was accepted, then wait_and_drain says stop.
+  // No pushes after this; the owner drains what was pushed before, then stops.
   void close() {
-    std::unique_lock lock(mutex_);
-    closed_ = true;
-    owner_parked_ = false;
-    owner_.notify_one();
-    space_.notify_all();
+    // seq_cst: ordered before the owner's final look at the queues (wait_and_drain).
+    closed_.store(true, std::memory_order_seq_cst);
+    {
+      std::lock_guard lock(park_mutex_);
+      wake_ = true;
+      owner_cv_.notify_one();
+    }
+    // release: waiters for room reload `closed_` after waking (acquire).
+    room_epoch_.fetch_add(1, std::memory_order_release);
+    room_epoch_.notify_all();
   }
 
-  // After close(): returns once no producer is inside push_cast any more.
-  void wait_for_producers_to_leave() {
-    std::unique_lock lock(mutex_);
-    space_.wait(lock, [&] { return space_waiters_ == 0; });
+  // After close(): returns once no producer waits for room any more.
+  void wait_for_producers_to_leave() const noexcept {
+    // acquire: a waiter's last use of the mailbox happens before its decrement.
+    while (room_waiters_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
   }
 
-  // Owner side: blocks until there is work, a nudge, or `deadline` (brief spin, then park),
-  // then swaps the whole queue into `out` (which must be empty; it may stay empty on a
-  // deadline or nudge). Returns false once closed and drained.
+  // Owner side: waits for messages, a nudge or `deadline` (spinning briefly first), then
+  // moves every message available into `out` (which may stay empty on a deadline or
+  // nudge). Returns false once closed and drained.
   bool wait_and_drain(std::vector<Msg>& out, time_point deadline) {
-    // relaxed: only a hint to stop waiting early; the queue is checked under the mutex.
-    for (int i = 0; i < kSpinIterations * 4 && !nonempty_.load(std::memory_order_relaxed); ++i) {
+    // Adaptive spinning: while messages keep arriving during the spin (calls back to back),
+    // spin longer, so neither side pays a futex round trip; once the owner has had to park,
+    // spin less, so an idle owner does not take a core from the threads that need it.
+    for (int i = 0; i < spin_budget_; ++i) {
+      if (drain_all(out)) {
+        spin_budget_ = std::min(spin_budget_ * 2, kMaxSpins);
+        return true;
+      }
+      // relaxed: a hint; rechecked under the mutex below.
+      if (nudged_.load(std::memory_order_relaxed) || closed_.load(std::memory_order_relaxed)) {
+        break;
+      }
       cpu_relax();
     }
-    for (int i = 0; i < kYieldIterations && !nonempty_.load(std::memory_order_relaxed); ++i) {
+    spin_budget_ = std::max(spin_budget_ / 2, kMinSpins);
+    for (int i = 0; i < kYieldIterations; ++i) {
+      if (drain_all(out)) return true;
+      if (nudged_.load(std::memory_order_relaxed)) break;  // relaxed: as above
+      if (std::chrono::steady_clock::now() >= deadline) break;
       std::this_thread::yield();
     }
-    std::unique_lock lock(mutex_);
-    while (queue_.empty() && !nudged_) {
-      if (closed_) return false;
-      if (std::chrono::steady_clock::now() >= deadline) break;
-      owner_parked_ = true;
-      // relaxed: a hint for readers (owner_parked_hint).
-      parked_hint_.store(true, std::memory_order_relaxed);
-      if (deadline == time_point::max()) {
-        owner_.wait(lock);
-      } else {
-        owner_.wait_until(lock, deadline);
+    std::unique_lock lock(park_mutex_);
+    for (;;) {
+      // seq_cst: the owner's half of the parking Dekker pair (file comment).
+      parked_.store(1, std::memory_order_seq_cst);
+      const bool got = drain_all(out);
+      // seq_cst: as above; closed_ is re-read after announcing, so a close() that found the
+      // owner running is still seen.
+      const bool closed = closed_.load(std::memory_order_seq_cst);
+      // seq_cst: the owner's half of the nudge's Dekker pair (see nudge()).
+      const bool nudged = nudged_.exchange(false, std::memory_order_seq_cst);
+      if (got || nudged || std::chrono::steady_clock::now() >= deadline) {
+        parked_.store(0, std::memory_order_relaxed);  // relaxed: a hint for producers
+        return true;
       }
-      owner_parked_ = false;
-      parked_hint_.store(false, std::memory_order_relaxed);  // relaxed: as above
+      if (closed) {
+        parked_.store(0, std::memory_order_relaxed);  // relaxed: as above
+        return false;
+      }
+      wake_ = false;
+      if (deadline == time_point::max()) {
+        owner_cv_.wait(lock, [&] { return wake_; });
+      } else {
+        owner_cv_.wait_until(lock, deadline, [&] { return wake_; });
+      }
     }
-    nudged_ = false;
-    out.swap(queue_);
-    casts_ = 0;
-    // relaxed: a hint, see above.
-    nonempty_.store(false, std::memory_order_relaxed);
-    if (space_waiters_ != 0) space_.notify_all();
-    return true;
   }
 
-  // Messages queued now (exact at the instant of the lock).
-  std::size_t depth() const {
-    std::lock_guard lock(mutex_);
-    return queue_.size();
+  // Messages queued now, all producers (a snapshot, for stats).
+  std::size_t depth() const noexcept {
+    std::size_t n = 0;
+    // acquire: see add_producer.
+    for (producer* p = head_.load(std::memory_order_acquire); p != nullptr; p = p->next_) {
+      // relaxed: statistics.
+      n +=
+          p->pushed_.load(std::memory_order_relaxed) - p->consumed_.load(std::memory_order_relaxed);
+    }
+    return n;
   }
 
  private:
-  void enqueue(std::unique_lock<std::mutex>& lock, Msg&& m) {
-    queue_.push_back(std::move(m));
-    // relaxed: a spin hint for the owner (see wait_and_drain).
-    if (queue_.size() == 1) nonempty_.store(true, std::memory_order_relaxed);
-    wake_owner();
-    lock.unlock();
+  static constexpr int kMinSpins = 64;
+  static constexpr int kMaxSpins = 8192;
+  int spin_budget_ = kMinSpins;  // owner-private
+
+  void check_open() const {
+    // acquire: a producer refused here must not see the mailbox half torn down.
+    if (closed_.load(std::memory_order_acquire)) throw closed_error();
   }
 
-  // Under the mutex: a notify after unlocking could touch a mailbox that a destructor
-  // (which takes the mutex first) has freed meanwhile.
+  void push(producer& p, Msg&& m, bool counted) {
+    try {
+      check_open();
+      if (p.tail_index_ == kBlock) {
+        auto* b = new typename producer::block;
+        if (p.tail_block_ == nullptr) {
+          // The first block: the owner starts reading here once `pushed_` covers it.
+          p.head_block_ = b;
+        } else {
+          p.tail_block_->next = b;
+        }
+        p.tail_block_ = b;
+        p.tail_index_ = 0;
+      }
+    } catch (...) {
+      if (counted) release_room(1);
+      throw;
+    }
+    new (p.tail_block_->storage[p.tail_index_]) Msg(std::move(m));
+    p.tail_block_->counted[p.tail_index_] = counted;
+    ++p.tail_index_;
+    // seq_cst: publishes the message (release) and is the producer's half of the parking
+    // Dekker pair with the load of parked_ below.
+    p.pushed_.store(++p.pushed_local_, std::memory_order_seq_cst);
+    if (parked_.load(std::memory_order_seq_cst) != 0) wake_owner();  // seq_cst: as above
+  }
+
   void wake_owner() {
-    if (std::exchange(owner_parked_, false)) owner_.notify_one();
+    std::lock_guard lock(park_mutex_);
+    wake_ = true;
+    owner_cv_.notify_one();
+  }
+
+  // Owner: moves every available message of every producer into `out`; whether any.
+  bool drain_all(std::vector<Msg>& out) {
+    std::size_t taken = 0, room = 0;
+    // acquire: see add_producer.
+    for (producer* p = head_.load(std::memory_order_acquire); p != nullptr; p = p->next_) {
+      // seq_cst: the owner's half of the parking Dekker pair; acquire makes the messages
+      // (and block links) the producer wrote before visible.
+      const std::uint64_t avail = p->pushed_.load(std::memory_order_seq_cst);
+      if (avail == p->popped_) continue;
+      for (; p->popped_ != avail; ++p->popped_) {
+        if (p->head_index_ == kBlock) {
+          auto* done = p->head_block_;
+          p->head_block_ = done->next;
+          p->head_index_ = 0;
+          delete done;
+        }
+        room += p->head_block_->counted[p->head_index_] ? 1 : 0;
+        Msg* m = p->head_block_->at(p->head_index_++);
+        must_push(out, std::move(*m));
+        m->~Msg();
+        ++taken;
+      }
+      // relaxed: statistics (depth).
+      p->consumed_.store(p->popped_, std::memory_order_relaxed);
+    }
+    if (room != 0) release_room(room);
+    return taken != 0;
+  }
+
+  static void must_push(std::vector<Msg>& out, Msg&& m) noexcept {
+    // Out of memory for the batch vector: nothing correct can follow (the message is out of
+    // its queue already), so the owner stops here, as it would for its own allocations.
+    try {
+      out.push_back(std::move(m));
+    } catch (...) {
+      std::terminate();
+    }
+  }
+
+  // Claims room for one cast; false (nothing claimed) when the mailbox is full. A failed
+  // claim is taken back without waking anyone: the room it counted was never there, and the
+  // claims that did succeed will be drained, which wakes the waiters.
+  bool claim_room() noexcept {
+    // seq_cst: one half of the Dekker pair with drain's release of room (reserve_room).
+    if (queued_.fetch_add(1, std::memory_order_seq_cst) < capacity_) return true;
+    queued_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
+    return false;
+  }
+
+  template <class CheckMayWait>
+  void reserve_room(CheckMayWait& check_may_wait) {
+    for (;;) {
+      check_open();
+      if (claim_room()) return;
+      check_may_wait();
+      // Announce, then look again (seq_cst both: a Dekker pair with release_room, which
+      // gives room back and then looks for waiters): either the owner sees this waiter and
+      // bumps the epoch, or this sees the room.
+      room_waiters_.fetch_add(1, std::memory_order_seq_cst);
+      // acquire: pairs with the epoch bumps of release_room and close().
+      const std::uint32_t seen = room_epoch_.load(std::memory_order_acquire);
+      if (queued_.load(std::memory_order_seq_cst) >= capacity_ &&  // seq_cst: see above
+          !closed_.load(std::memory_order_acquire)) {              // acquire: see check_open
+        room_epoch_.wait(seen, std::memory_order_acquire);
+      }
+      // release: see wait_for_producers_to_leave.
+      room_waiters_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  // Gives back room for `n` casts (the owner after a drain, or a push that failed).
+  void release_room(std::size_t n) {
+    // seq_cst: the owner's half of the Dekker pair in reserve_room.
+    queued_.fetch_sub(n, std::memory_order_seq_cst);
+    if (room_waiters_.load(std::memory_order_seq_cst) != 0) {
+      // release: pairs with reserve_room's acquire load of the epoch.
+      room_epoch_.fetch_add(1, std::memory_order_release);
+      room_epoch_.notify_all();
+    }
   }
 
   const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  std::condition_variable space_;  // producers waiting for room; wait_for_producers_to_leave
-  std::condition_variable owner_;  // the parked owner
-  std::vector<Msg> queue_;         // guarded by mutex_
-  std::size_t casts_ = 0;          // casts in queue_; guarded by mutex_
-  std::size_t space_waiters_ = 0;  // guarded by mutex_
-  bool owner_parked_ = false;      // guarded by mutex_
-  bool nudged_ = false;            // guarded by mutex_
-  bool closed_ = false;            // guarded by mutex_
-  alignas(kFalseSharingRange) std::atomic<bool> nonempty_{false};
-  std::atomic<bool> parked_hint_{false};
+  std::atomic<producer*> head_{nullptr};
+  std::mutex producers_mutex_;  // serializes add_producer
+
+  alignas(kFalseSharingRange) std::atomic<std::uint32_t> parked_{0};
+  std::atomic<bool> closed_{false};
+  std::atomic<bool> nudged_{false};
+  std::mutex park_mutex_;
+  std::condition_variable owner_cv_;
+  bool wake_ = false;  // guarded by park_mutex_
+
+  alignas(kFalseSharingRange) std::atomic<std::size_t> queued_{0};  // bounded mailboxes only
+  std::atomic<std::uint32_t> room_epoch_{0};
+  std::atomic<std::uint32_t> room_waiters_{0};
 };
 
 }  // namespace warden::detail

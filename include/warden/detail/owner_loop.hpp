@@ -21,6 +21,7 @@ template <class Msg>
 class owner_thread {
  public:
   using time_point = std::chrono::steady_clock::time_point;
+  static constexpr std::size_t kKeepBatchCapacity = 4096;
 
   explicit owner_thread(std::size_t capacity) : mailbox_(capacity) {}
   owner_thread(const owner_thread&) = delete;
@@ -35,6 +36,8 @@ class owner_thread {
       while (mailbox_.wait_and_drain(work, wake)) {
         batch(work);
         work.clear();
+        // A burst's batch vector goes back to the allocator instead of staying at its peak.
+        if (work.capacity() > kKeepBatchCapacity) std::vector<Msg>().swap(work);
         wake = idle();
       }
     });

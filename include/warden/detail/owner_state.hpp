@@ -301,14 +301,15 @@ class owner_state {
 
   // A read served on the owner (actor gets, owner-side calls that read).
   template <class Store>
-  void on_owner_read(Store& s, const K& key, std::size_t h, bool hit, std::int64_t t) {
+  // `key`: the stored key of the live entry read, or null for a miss.
+  void on_owner_read(Store& s, const K* key, std::size_t h, std::int64_t t) {
     if (!cfg_.records_reads()) return;
-    if (!hit) {
+    if (key == nullptr) {
       if (policy_) policy_->record_miss(h);
       return;
     }
     if (tracked_.size() == 0) return;
-    const std::optional<std::uint32_t> n = tracked_.find(key, h);  // Eq may throw
+    const std::optional<std::uint32_t> n = tracked_.find(*key, h);  // Eq may throw
     if (!n) return;
     if (policy_) policy_->record_hit(*n);
     extend_access(s, *n, t);

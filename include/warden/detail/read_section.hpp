@@ -153,6 +153,7 @@ struct alignas(kFalseSharingRange) cache_slot {
   std::atomic<bool> has_cast_error{false};
 
   access_ring* rings = nullptr;  // one per owner, when the cache records accesses
+  void** producers = nullptr;    // this thread's mailbox queue at each owner, made on demand
   cache_slot* next = nullptr;    // immutable once the slot is published
   const thread_record* record = nullptr;
 
@@ -265,6 +266,8 @@ class slot_list {
     for (cache_slot* s = head_.load(std::memory_order_relaxed); s != nullptr;) {
       cache_slot* next = s->next;
       if (on_destroy_) on_destroy_(*s);
+      delete[] s->producers;  // the queues themselves belong to the mailboxes
+      s->producers = nullptr;
       s->rings = nullptr;
       if (s->in_section()) {
         static std::mutex m;

@@ -19,8 +19,10 @@
 // values, so the copies never diverge (a probe where Eq throws rebuilds that shard instead).
 //
 // Operations across owners (transact, erase_if, clear, restore with owners > 1) stop every
-// owner at a barrier: the caller posts one part to each owner (under `cross_post_mutex`, so
-// all owners see such operations in one order and two barriers never wait on each other);
+// owner at a barrier: the caller numbers it and posts one part to each owner (under
+// `cross_post_mutex`); every owner runs such operations in number order, holding back one it
+// finds early (its producers' queues are drained in no global order), so two barriers never
+// wait on each other;
 // each owner publishes its pending batch, readies its idle copies and arrives; the last to
 // arrive runs the operation over all owners, flips every touched bit with one RMW (and hands
 // its changes over as one batch) and releases the others.
@@ -34,6 +36,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,6 +52,7 @@
 #include "warden/detail/entry.hpp"
 #include "warden/detail/feed.hpp"
 #include "warden/detail/hashing.hpp"
+#include "warden/detail/mailbox.hpp"
 #include "warden/detail/owner_loop.hpp"
 #include "warden/detail/owner_map.hpp"
 #include "warden/detail/owner_state.hpp"
@@ -168,7 +172,9 @@ class table_engine {
     std::vector<pending_word> scratch;
     std::vector<call_t*> replies;  // calls to complete after the next publication
     std::vector<std::shared_ptr<load_state<V>>> load_wakes;  // ended loads, likewise
-    owner_thread<message> thread;  // last: started after everything it uses exists
+    std::uint64_t next_barrier = 1;             // the barrier call this owner may run next
+    std::map<std::uint64_t, call_t*> deferred;  // barrier calls found ahead of their turn
+    owner_thread<message> thread;               // last: started after everything it uses exists
   };
 
   table_engine(const table_options& opts, Hash hash, Eq eq)
@@ -253,11 +259,13 @@ class table_engine {
     return shards[s].copies[(pub >> shard_owner[s]) & 1].map;
   }
 
-  // Must be called inside a read section, with `pub` loaded after entering it.
-  WARDEN_ALWAYS_INLINE const entry* find_published(std::uint64_t pub, const K& key,
+  // Must be called inside a read section, with `pub` loaded after entering it. Q: K, or a
+  // lookup key for it (hashing.hpp).
+  template <class Q>
+  WARDEN_ALWAYS_INLINE const entry* find_published(std::uint64_t pub, const Q& key,
                                                    std::size_t h) const {
     const map_type& m = published_map(pub, shard_of(h));
-    auto it = m.find(prehashed_key<K>{&key, h});
+    auto it = m.find(prehashed_key<Q>{&key, h});
     return it == m.end() ? nullptr : &it->second;
   }
 
@@ -315,18 +323,15 @@ class table_engine {
     if (access_expiry && hit) {
       // Lossless for expiry: the record goes through the mailbox (never waits for room).
       try {
-        box.push_call(message{touch_op{h, when}, nullptr, 0});
+        box.push_call(queue(s, o), message{touch_op{h, when}, nullptr, 0});
       } catch (const closed_error&) {
       }
       return;
     }
+    // Dropped (the policy learns from a sample); ask the owner to drain now, so a thread
+    // reading many keys between two writes loses as few records as possible.
     cache_slot::bump(s.drops);
-    if (box.owner_parked_hint()) {
-      try {
-        box.nudge();
-      } catch (...) {
-      }
-    }
+    box.nudge();
   }
 
   // ---- reentrancy ------------------------------------------------------------------------
@@ -579,6 +584,7 @@ class table_engine {
     }
     for (call_t* c : o.replies) complete(*c);
     o.replies.clear();
+    if (o.replies.capacity() > kLogKeepCapacity) std::vector<call_t*>().swap(o.replies);
     for (auto& l : o.load_wakes) l->publish();
     o.load_wakes.clear();
   }
@@ -635,14 +641,34 @@ class table_engine {
       } else if (auto* a = std::get_if<touch_op>(&m.op)) {
         o.state.on_access(st, a->hash, a->time);
       } else {
-        call_t* c = std::get<call_t*>(m.op);
-        if (!start_call(*c)) continue;  // cancelled at its deadline
-        if (c->run != nullptr) c->run(*c, o);
-        o.replies.push_back(c);
+        run_call(o, std::get<call_t*>(m.op));
       }
     }
     o.state.expire(st, now());
     publish_and_reply(o);
+  }
+
+  // Runs a call found in the mailbox. Barrier calls run in their global order: one found
+  // ahead of its turn (another producer's earlier barrier is still on its way) waits in
+  // `deferred`, so two barriers can never wait for each other across owners.
+  void run_call(owner& o, call_t* c) noexcept {
+    if (c->barrier_order != 0 && c->barrier_order != o.next_barrier) {
+      must_succeed([&] { o.deferred.emplace(c->barrier_order, c); }, "deferring a barrier");
+      return;
+    }
+    for (;;) {
+      const bool barrier = c->barrier_order != 0;
+      if (start_call(*c)) {  // else cancelled at its deadline (by every owner alike)
+        if (c->run != nullptr) c->run(*c, o);
+        o.replies.push_back(c);
+      }
+      if (!barrier) return;
+      ++o.next_barrier;
+      auto it = o.deferred.find(o.next_barrier);
+      if (it == o.deferred.end()) return;
+      c = it->second;
+      o.deferred.erase(it);
+    }
   }
 
   // The owner's timed work; returns when it must run again.
@@ -669,33 +695,45 @@ class table_engine {
   }
 
   // ---- caller side: posting calls ---------------------------------------------------------
-  void post_parts(call_t& c, int parts) {
+  using queue_type = typename mailbox<message>::producer;
+
+  // The calling thread's queue in owner `o`'s mailbox (made on its first message there).
+  queue_type& queue(cache_slot& s, std::uint32_t o) const {
+    if (WARDEN_UNLIKELY(s.producers == nullptr)) s.producers = new void*[owner_count]();
+    if (WARDEN_UNLIKELY(s.producers[o] == nullptr)) {
+      s.producers[o] = &const_cast<owner_thread<message>&>(owners[o]->thread).box().add_producer();
+    }
+    return *static_cast<queue_type*>(s.producers[o]);
+  }
+
+  void post_parts(cache_slot& s, call_t& c, int parts) {
     int posted = 0;
     try {
       for (; posted < parts; ++posted) {
-        owners[static_cast<std::size_t>(posted)]->thread.box().push_call(message{&c, nullptr, 0});
+        const auto o = static_cast<std::uint32_t>(posted);
+        owners[o]->thread.box().push_call(queue(s, o), message{&c, nullptr, 0});
       }
     } catch (...) {
       abandon_after_partial_post(c, posted, parts);
     }
   }
 
-  void post_one(thread_record& rec, call_t& c, std::uint32_t target) {
+  void post_one(cache_slot& s, thread_record& rec, call_t& c, std::uint32_t target) {
     begin_call<owner>(c, rec, 1);
-    owners[target]->thread.box().push_call(message{&c, nullptr, 0});
+    owners[target]->thread.box().push_call(queue(s, target), message{&c, nullptr, 0});
     await(c);
   }
 
   // A call is ordered behind this thread's earlier casts to every owner: flush the owners
   // (other than the call's target, whose mailbox orders it anyway) it may have cast to.
-  void flush_other_dirty_owners(thread_record& rec, std::uint32_t target) {
+  void flush_other_dirty_owners(cache_slot& s, thread_record& rec, std::uint32_t target) {
     if (owner_count == 1) return;
     std::uint64_t dirty = rec.dirty_serial == slots.serial() ? rec.dirty_owners : ~std::uint64_t{0};
     dirty &= ~(std::uint64_t{1} << target);
     for (std::uint32_t i = 0; i < owner_count; ++i) {
       if ((dirty >> i) & 1) {
         call_t c;
-        post_one(rec, c, i);
+        post_one(s, rec, c, i);
       }
     }
     forget_dirty_owners(rec);
@@ -723,9 +761,10 @@ class table_engine {
   template <class R, class Fn>
   R call_on(std::uint32_t target, Fn&& fn, const char* what) {
     check_may_call(what);
+    cache_slot& slot = my_slot();
     thread_record& rec = current_record();
     linger_count::scope stay(lingering, owner_count > 1);
-    flush_other_dirty_owners(rec, target);
+    flush_other_dirty_owners(slot, rec, target);
     struct fn_call : call_t {
       std::remove_reference_t<Fn>* fn;
       std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
@@ -744,7 +783,7 @@ class table_engine {
         self.error = std::current_exception();
       }
     };
-    post_one(rec, c, target);
+    post_one(slot, rec, c, target);
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
@@ -757,7 +796,7 @@ class table_engine {
     cache_slot& s = my_slot();
     call_t c;
     begin_call<owner>(c, rec, static_cast<int>(owner_count));
-    post_parts(c, static_cast<int>(owner_count));
+    post_parts(s, c, static_cast<int>(owner_count));
     await(c);
     forget_dirty_owners(rec);
     if (auto err = s.take_cast_error(rec.generation)) std::rethrow_exception(err);
@@ -771,6 +810,7 @@ class table_engine {
                 const char* what) {
     static_assert(!std::is_reference_v<R>, "a barrier operation returns by value");
     check_may_call(what);
+    cache_slot& slot = my_slot();
     thread_record& rec = current_record();
     linger_count::scope stay(lingering, owner_count > 1);
     struct barrier_call : call_t {
@@ -822,10 +862,11 @@ class table_engine {
     };
     begin_call<owner>(c, rec, parts);
     if (parts == 1) {
-      post_parts(c, 1);
+      post_parts(slot, c, 1);
     } else {
       std::lock_guard lock(cross_post_mutex);
-      post_parts(c, parts);
+      c.barrier_order = ++barrier_orders;
+      post_parts(slot, c, parts);
     }
     if (deadline) {
       await_until(c, *deadline);
@@ -841,6 +882,7 @@ class table_engine {
   template <class Body>
   void post_barrier(Body body) {
     check_may_call("clear");
+    cache_slot& slot = my_slot();
     struct barrier_call : call_t {
       Body body;
       std::atomic<std::uint32_t> arrived{0};
@@ -872,10 +914,12 @@ class table_engine {
       }
     };
     std::lock_guard lock(cross_post_mutex);
+    if (parts > 1) c->barrier_order = ++barrier_orders;
     int posted = 0;
     try {
       for (; posted < parts; ++posted) {
-        owners[static_cast<std::size_t>(posted)]->thread.box().push_call(message{c, nullptr, 0});
+        const auto o = static_cast<std::uint32_t>(posted);
+        owners[o]->thread.box().push_call(queue(slot, o), message{c, nullptr, 0});
       }
     } catch (...) {
       // Only the first post can fail (mailboxes close in order, owner 0 first), so no part
@@ -917,7 +961,8 @@ class table_engine {
   const std::uint32_t owner_count;
   const fence_policy fences = fence_policy_defaults;
   std::vector<std::unique_ptr<owner>> owners;
-  std::mutex cross_post_mutex;  // orders cross-owner barriers identically in every mailbox
+  std::mutex cross_post_mutex;       // numbers cross-owner barriers and posts them in order
+  std::uint64_t barrier_orders = 0;  // guarded by cross_post_mutex
   std::shared_ptr<feed_type> change_feed;
   std::atomic<const cache_slot*> destroying_slot{nullptr};
   // Callers that use the engine after a reply (a second post, dirty-owner bookkeeping).
