@@ -240,30 +240,36 @@ double cache_hit_ratio(const trace& t, Cache& cache) {
   });
 }
 
-// The same replay from `threads` threads at once. shared: they take turns through one trace
-// (thread i replays accesses i, i + threads, ...) on one cache of `capacity`; disjoint: each
-// replays the whole trace on its own keys, on one cache of threads x capacity. Returns the
-// overall hit %.
+// The same replay from `threads` threads at once. shared: they take turns through one trace,
+// in its order (thread i replays accesses i, i + threads, ..., each after the one before it
+// is done), on one cache of `capacity`: the accesses are the trace's, only the threads and
+// their per-thread access buffers differ. disjoint: each replays the whole trace on its own
+// keys, freely interleaved, on one cache of threads x capacity. Returns the overall hit %.
 double concurrent_hit_ratio(const trace& t, std::size_t capacity, int threads, bool shared) {
   warden::table<std::uint64_t, std::uint64_t> cache(
       {.owners = 1, .max_size = shared ? capacity : capacity * static_cast<std::size_t>(threads)});
   std::atomic<std::size_t> hits{0}, total{0};
+  std::atomic<std::size_t> turn{0};  // shared: the next access of the trace to perform
   std::vector<std::thread> pool;
   for (int i = 0; i < threads; ++i) {
     pool.emplace_back([&, i] {
       std::size_t h = 0, n = 0;
       const std::uint64_t salt = shared ? 0 : static_cast<std::uint64_t>(i) << 48;
       const std::size_t step = shared ? static_cast<std::size_t>(threads) : 1;
-      for (std::size_t j = shared ? static_cast<std::size_t>(i) : 0; j < t.keys.size();
-           j += step) {
+      for (std::size_t j = shared ? static_cast<std::size_t>(i) : 0; j < t.keys.size(); j += step) {
+        if (shared) {
+          // acquire: the previous access (another thread's) is complete.
+          while (turn.load(std::memory_order_acquire) != j) std::this_thread::yield();
+        }
         const std::uint64_t key = t.keys[j] ^ salt;
         ++n;
         if (cache.get(key)) {
           ++h;
-          continue;
+        } else {
+          cache.put(key, key);
+          cache.flush();
         }
-        cache.put(key, key);
-        cache.flush();
+        if (shared) turn.store(j + 1, std::memory_order_release);  // release: see above
       }
       hits += h;
       total += n;
@@ -424,9 +430,8 @@ int main(int argc, char** argv) {
       };
       std::printf("| %s | %zu | %.2f | %.2f | %.2f | %zu | %s | %s | %s | %s | %s | %s |\n",
                   j.name.c_str(), size, lru_hit_ratio(*t, size), opt_hit_ratio(*t, size),
-                  w.hit_percent, w.final_window, cell(table_hits).c_str(),
-                  cell(actor_hits).c_str(), cell(shared4).c_str(), cell(disjoint4).c_str(),
-                  pub_static, pub_climber);
+                  w.hit_percent, w.final_window, cell(table_hits).c_str(), cell(actor_hits).c_str(),
+                  cell(shared4).c_str(), cell(disjoint4).c_str(), pub_static, pub_climber);
       std::fflush(stdout);
     }
   }
