@@ -1,9 +1,13 @@
-// libFuzzer target: decodes the input into scripts of cache operations and checks every
-// result against a sequential model; any disagreement aborts (libFuzzer saves the input).
-// Built twice: WARDEN_FUZZ_ACTOR=0 fuzzes warden::table with options taken from the input,
+// libFuzzer target: decodes the input into cache operations and checks every result against a
+// sequential model; any disagreement aborts (libFuzzer saves the input). Built twice:
+// WARDEN_FUZZ_ACTOR=0 fuzzes warden::table with options taken from the input,
 // WARDEN_FUZZ_ACTOR=1 fuzzes warden::actor; either may be wrapped in any_cache.
 //
-// Input: byte 0 chooses the options (table: shards, owners), byte 1 the mailbox capacity, the
+// The first byte chooses the mode: even, the concurrent scripts below (the rest of the input
+// as described here); odd, the cache features (size bound, expiry on a manual clock,
+// get_or_load, the ETS-style calls, versions: fuzz_features.cpp).
+//
+// Scripts input: byte 0 chooses the options (table: shards, owners), byte 1 the mailbox capacity, the
 // any_cache wrapper and the number of scripts (1..3); then operations of 3 bytes each
 // [kind | script << 4] [key] [value], a transaction followed by its steps (2 bytes each).
 //
@@ -32,6 +36,8 @@
 #include <vector>
 
 #include <warden/warden.hpp>
+
+#include "fuzz_common.hpp"
 
 #ifndef WARDEN_FUZZ_ACTOR
 #define WARDEN_FUZZ_ACTOR 0
@@ -425,7 +431,9 @@ void run_maybe_erased(C&& c, bool erase, const std::vector<op>& ops, int scripts
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+namespace {
+
+void run_scripts(const std::uint8_t* data, std::size_t size) {
   FuzzedDataProvider in(data, size);
   const std::uint8_t b0 = in.ConsumeIntegral<std::uint8_t>();
   const std::uint8_t b1 = in.ConsumeIntegral<std::uint8_t>();
@@ -462,5 +470,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       warden::table<u64, u64>({.shards = shards, .owners = owners, .mailbox_capacity = capacity}),
       erased, ops, scripts, /*reads_are_calls=*/false);
 #endif
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  if ((data[0] & 1) != 0) {
+    warden_fuzz::run_features(data + 1, size - 1);
+  } else {
+    run_scripts(data + 1, size - 1);
+  }
   return 0;
 }
