@@ -1,6 +1,7 @@
 // Unit tests for what only warden::table has: option validation, pinned sections, the
 // bounded mailbox, cast errors surfacing at flush, reader-record reuse, and multi-owner
 // behaviour beyond the contract suite.
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -245,6 +246,47 @@ TEST(Table, MoveAssignmentDrainsTheOldTable) {
   a = std::move(b);  // the old `a` is drained and destroyed; `b`'s engine moves over
   a.flush();         // the pending cast travelled with the engine
   EXPECT_EQ(a.get(1), 1u);
+}
+
+// Messages are sized by what small ones carry: a value type far larger than a message slot
+// travels on the heap, so an erase of a cache of 1 MiB values is a few dozen bytes and the
+// mailbox's blocks do not grow with V (before, each block held 64 values inline: 64 MiB).
+using mebibyte = std::array<char, 1 << 20>;
+static_assert(
+    sizeof(warden::detail::table_engine<std::uint64_t, mebibyte, absl::Hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>>::message) <= 64);
+static_assert(
+    sizeof(warden::detail::actor_engine<std::uint64_t, mebibyte, absl::Hash<std::uint64_t>,
+                                        std::equal_to<std::uint64_t>>::message) <= 64);
+
+template <class C>
+void round_trip_large_values(C& c) {
+  auto value = std::make_unique<mebibyte>();
+  for (std::uint64_t k = 0; k < 16; ++k) {
+    (*value)[0] = static_cast<char>('a' + k);
+    (*value)[value->size() - 1] = static_cast<char>('A' + k);
+    c.put(k, *value);
+  }
+  c.erase(3);
+  c.flush();
+  EXPECT_EQ(c.size(), 15u);
+  for (std::uint64_t k = 0; k < 16; ++k) {
+    const bool found = c.visit(k, [&](const mebibyte& v) {
+      EXPECT_EQ(v[0], static_cast<char>('a' + k));
+      EXPECT_EQ(v[v.size() - 1], static_cast<char>('A' + k));
+    });
+    EXPECT_EQ(found, k != 3) << k;
+  }
+}
+
+TEST(LargeValues, TableCarriesThemOnTheHeap) {
+  warden::table<std::uint64_t, mebibyte> t;
+  round_trip_large_values(t);
+}
+
+TEST(LargeValues, ActorCarriesThemOnTheHeap) {
+  warden::actor<std::uint64_t, mebibyte> a;
+  round_trip_large_values(a);
 }
 
 }  // namespace

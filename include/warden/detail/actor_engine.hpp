@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "warden/detail/call.hpp"
+#include "warden/detail/carried.hpp"
 #include "warden/detail/entry.hpp"
 #include "warden/detail/feed.hpp"
 #include "warden/detail/hashing.hpp"
@@ -41,13 +42,13 @@ struct actor_engine {
   using call_t = call<actor_engine>;
 
   struct put_op {
-    K key;
-    V value;
+    carried<K> key;
+    carried<V> value;
     std::size_t hash;
     std::int64_t ttl;
   };
   struct erase_op {
-    K key;
+    carried<K> key;
     std::size_t hash;
   };
   struct message {
@@ -217,21 +218,21 @@ struct actor_engine {
       if (i + kPrefetchDistance < n) {
         const message& ahead = batch[i + kPrefetchDistance];
         if (auto* p = std::get_if<put_op>(&ahead.op)) {
-          map.prefetch(prehashed_key<K>{&p->key, p->hash});
+          map.prefetch(prehashed_key<K>{&p->key.get(), p->hash});
         } else if (auto* e = std::get_if<erase_op>(&ahead.op)) {
-          map.prefetch(prehashed_key<K>{&e->key, e->hash});
+          map.prefetch(prehashed_key<K>{&e->key.get(), e->hash});
         }
       }
       message& m = batch[i];
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
-          state.put(st, p->hash, std::move(p->key), std::move(p->value), p->ttl, t);
+          state.put(st, p->hash, std::move(p->key.get()), std::move(p->value.get()), p->ttl, t);
         } catch (...) {
           record_cast_error(m, std::current_exception());
         }
       } else if (auto* e = std::get_if<erase_op>(&m.op)) {
         try {
-          state.erase(st, e->hash, std::move(e->key));
+          state.erase(st, e->hash, std::move(e->key.get()));
         } catch (...) {
           record_cast_error(m, std::current_exception());
         }

@@ -49,6 +49,7 @@
 
 #include "warden/detail/access_log.hpp"
 #include "warden/detail/call.hpp"
+#include "warden/detail/carried.hpp"
 #include "warden/detail/entry.hpp"
 #include "warden/detail/feed.hpp"
 #include "warden/detail/hashing.hpp"
@@ -104,13 +105,13 @@ class table_engine {
   using call_t = call<owner>;
 
   struct put_op {
-    K key;
-    V value;
+    carried<K> key;
+    carried<V> value;
     std::size_t hash;
     std::int64_t ttl;  // kNoTtl: the options decide
   };
   struct erase_op {
-    K key;
+    carried<K> key;
     std::size_t hash;
   };
   struct touch_op {  // an access record that did not fit its ring (expire_after_access)
@@ -640,9 +641,9 @@ class table_engine {
   // writes overlap instead of coming one after another.
   void prefetch_write(const message& m) {
     if (auto* p = std::get_if<put_op>(&m.op)) {
-      idle_map(shard_of(p->hash)).prefetch(prehashed_key<K>{&p->key, p->hash});
+      idle_map(shard_of(p->hash)).prefetch(prehashed_key<K>{&p->key.get(), p->hash});
     } else if (auto* e = std::get_if<erase_op>(&m.op)) {
-      idle_map(shard_of(e->hash)).prefetch(prehashed_key<K>{&e->key, e->hash});
+      idle_map(shard_of(e->hash)).prefetch(prehashed_key<K>{&e->key.get(), e->hash});
     }
   }
 
@@ -663,13 +664,13 @@ class table_engine {
       message& m = batch[i];
       if (auto* p = std::get_if<put_op>(&m.op)) {
         try {
-          o.state.put(st, p->hash, std::move(p->key), std::move(p->value), p->ttl, t);
+          o.state.put(st, p->hash, std::move(p->key.get()), std::move(p->value.get()), p->ttl, t);
         } catch (...) {
           record_cast_error(m, std::current_exception());
         }
       } else if (auto* e = std::get_if<erase_op>(&m.op)) {
         try {
-          o.state.erase(st, e->hash, std::move(e->key));
+          o.state.erase(st, e->hash, std::move(e->key.get()));
         } catch (...) {
           record_cast_error(m, std::current_exception());
         }
