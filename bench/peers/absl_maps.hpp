@@ -35,7 +35,9 @@ class unsync_map {
   void erase(const K& key) { map_.erase(key); }
   void flush() {}  // writes are applied in place, so there is nothing to wait for
 
-  V update_counter(const K& key, V delta) requires std::is_arithmetic_v<V> {
+  V update_counter(const K& key, V delta)
+    requires std::is_arithmetic_v<V>
+  {
     // operator[] value-initializes a missing entry, so a new key counts from 0.
     return map_[key] += delta;
   }
@@ -78,7 +80,9 @@ class shared_mutex_map {
   }
   void flush() {}  // writes finish under the lock before put/erase return
 
-  V update_counter(const K& key, V delta) requires std::is_arithmetic_v<V> {
+  V update_counter(const K& key, V delta)
+    requires std::is_arithmetic_v<V>
+  {
     std::unique_lock lock(mu_);
     return map_[key] += delta;
   }
@@ -123,7 +127,9 @@ class mutex_map {
   }
   void flush() {}  // writes finish under the lock before put/erase return
 
-  V update_counter(const K& key, V delta) requires std::is_arithmetic_v<V> {
+  V update_counter(const K& key, V delta)
+    requires std::is_arithmetic_v<V>
+  {
     std::lock_guard lock(mu_);
     return map_[key] += delta;
   }

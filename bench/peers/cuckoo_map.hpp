@@ -32,7 +32,9 @@ class cuckoo_map {
   void erase(const K& key) { map_.erase(key); }
   void flush() {}  // writes are applied before put/erase return
 
-  V update_counter(const K& key, V delta) requires std::is_arithmetic_v<V> {
+  V update_counter(const K& key, V delta)
+    requires std::is_arithmetic_v<V>
+  {
     // upsert runs the functor under the bucket locks when the key exists, and otherwise
     // inserts `delta` itself (0 + delta), so `result` is right in both cases.
     V result = delta;

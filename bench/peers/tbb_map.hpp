@@ -45,7 +45,9 @@ class tbb_map {
   void erase(const K& key) { map_.erase(key); }
   void flush() {}  // writes are applied before put/erase return
 
-  V update_counter(const K& key, V delta) requires std::is_arithmetic_v<V> {
+  V update_counter(const K& key, V delta)
+    requires std::is_arithmetic_v<V>
+  {
     typename map_type::accessor acc;
     map_.insert(acc, key);  // a new item's value is value-initialized, so it counts from 0
     return acc->second += delta;

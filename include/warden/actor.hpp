@@ -143,8 +143,8 @@ class actor {
   template <class Q>
     requires detail::lookup_key_for<K, Hash, Eq, Q>
   std::optional<V> get(const Q& key) const {
-    return counted_read(key, [](const entry& p) { return std::optional<V>(p.value); },
-                        std::optional<V>());
+    return counted_read(
+        key, [](const entry& p) { return std::optional<V>(p.value); }, std::optional<V>());
   }
   template <class Q>
     requires detail::lookup_key_for<K, Hash, Eq, Q>

@@ -7,8 +7,8 @@
 // as described here); odd, the cache features (size bound, expiry on a manual clock,
 // get_or_load, the ETS-style calls, versions: fuzz_features.cpp).
 //
-// Scripts input: byte 0 chooses the options (table: shards, owners), byte 1 the mailbox capacity, the
-// any_cache wrapper and the number of scripts (1..3); then operations of 3 bytes each
+// Scripts input: byte 0 chooses the options (table: shards, owners), byte 1 the mailbox capacity,
+// the any_cache wrapper and the number of scripts (1..3); then operations of 3 bytes each
 // [kind | script << 4] [key] [value], a transaction followed by its steps (2 bytes each).
 //
 // Phase 1 runs every operation on one thread over shared keys. Phase 2 runs each script on

@@ -289,7 +289,7 @@ struct fop {
   std::uint8_t kind, a, b;
 };
 
-constexpr std::array<i64, 10> kAdvances = {0,      1,       kMs - 1, kMs,           kMs + 1,
+constexpr std::array<i64, 10> kAdvances = {0,       1,       kMs - 1,  kMs,           kMs + 1,
                                            2 * kMs, 5 * kMs, 20 * kMs, 1'000'000'000, kNever};
 
 template <class C>
@@ -434,8 +434,8 @@ class runner {
     const std::size_t n = c_.size();
     const config& cfg = m_.cfg();
     if (cfg.max_size != 0) {
-      check(n <= cfg.max_size, "size() " + std::to_string(n) + " > max_size " +
-                                   std::to_string(cfg.max_size));
+      check(n <= cfg.max_size,
+            "size() " + std::to_string(n) + " > max_size " + std::to_string(cfg.max_size));
     }
     if (actor()) m_.sync(true);  // size is a call (and removes the expired first)
     const bool swept = actor() || m_.swept();
@@ -476,8 +476,7 @@ class runner {
         seen[k] = true;
         ++n;
         check(got[k] == v, "snapshot for_each of key " + std::to_string(k) + " = " +
-                               std::to_string(v) + ", get in the same snapshot = " +
-                               show(got[k]));
+                               std::to_string(v) + ", get in the same snapshot = " + show(got[k]));
       });
       for (u64 k = 0; k < kKeys; ++k) {
         check(seen[k] == got[k].has_value(),
@@ -557,8 +556,9 @@ class runner {
                                   show(c.v) + " (certainly live)");
       m_.set(k, m_.written(v, std::nullopt, true));
     } else {
-      check(m_.may_live(c), "insert_new of key " + std::to_string(k) + " refused, but the "
-                                "model has it " + show(c.v) + ", certainly not live");
+      check(m_.may_live(c), "insert_new of key " + std::to_string(k) +
+                                " refused, but the model has it " + show(c.v) +
+                                ", certainly not live");
       m_.extend(c, ext::may);
     }
   }
@@ -567,8 +567,8 @@ class runner {
     m_.sync(false, k);
     const value got = c_.take(k);
     const state& c = m_.cur(k);
-    check(m_.matches(c, got), "take of key " + std::to_string(k) + " = " + show(got) +
-                                  ", the model has " + show(c.v));
+    check(m_.matches(c, got),
+          "take of key " + std::to_string(k) + " = " + show(got) + ", the model has " + show(c.v));
     if (got) {
       m_.set(k, state{});
     } else {
@@ -698,8 +698,8 @@ class runner {
       ++calls;
       check(k < kKeys, "erase_if: key " + std::to_string(k) + " never written");
       check(seen[k] == 0, "erase_if: predicate called twice for key " + std::to_string(k));
-      check(m_.matches(m_.cur(k), v), "erase_if: predicate given key " + std::to_string(k) +
-                                          " = " + std::to_string(v) + ", the model has " +
+      check(m_.matches(m_.cur(k), v), "erase_if: predicate given key " + std::to_string(k) + " = " +
+                                          std::to_string(v) + ", the model has " +
                                           show(m_.cur(k).v));
       bool out = false;
       switch (mode) {
@@ -739,8 +739,8 @@ class runner {
         ++removed;
         m_.set(k, state{});
       } else if (seen[k] == 0) {
-        check(m_.may_absent(m_.cur(k)), "erase_if never showed key " + std::to_string(k) +
-                                            " = " + show(m_.cur(k).v) + " (certainly live)");
+        check(m_.may_absent(m_.cur(k)), "erase_if never showed key " + std::to_string(k) + " = " +
+                                            show(m_.cur(k).v) + " (certainly live)");
         m_.gone(k);
       }
     }
@@ -757,9 +757,8 @@ class runner {
     auto fn = [&](auto& tx) -> u64 {
       ++runs;
       const value got = tx.get(k1);
-      check(m_.matches(m_.cur(k1), got), "tx.get of key " + std::to_string(k1) + " = " +
-                                             show(got) + ", the model has " +
-                                             show(m_.cur(k1).v));
+      check(m_.matches(m_.cur(k1), got), "tx.get of key " + std::to_string(k1) + " = " + show(got) +
+                                             ", the model has " + show(m_.cur(k1).v));
       tx.put(k2, v2);
       if (erase3) tx.erase(k3);
       if (reread) {
@@ -791,9 +790,9 @@ class runner {
       check(key == k, "get_or_load gave its loader key " + std::to_string(key));
       // The miss was confirmed by a call on the key's owner: every earlier cast is applied.
       m_.sync(false, k);
-      check(m_.may_absent(m_.cur(k)), "get_or_load loaded key " + std::to_string(k) +
-                                          ", which the model has certainly live = " +
-                                          show(m_.cur(k).v));
+      check(m_.may_absent(m_.cur(k)),
+            "get_or_load loaded key " + std::to_string(k) +
+                ", which the model has certainly live = " + show(m_.cur(k).v));
       m_.gone(k);
       switch (mode) {
         case 1:
@@ -850,8 +849,8 @@ class runner {
       return;
     }
     check(runs == 1, "get_or_load ran its loader " + std::to_string(runs) + " times");
-    check(got == loaded, "get_or_load returned " + std::to_string(got) + ", its loader " +
-                             std::to_string(loaded));
+    check(got == loaded,
+          "get_or_load returned " + std::to_string(got) + ", its loader " + std::to_string(loaded));
     ++loads_;
     m_.sync(false, k);  // the load ends with a call on the key's owner
     if (mode != 2 && mode != 3) m_.set(k, m_.written(loaded, std::nullopt, true));
@@ -871,18 +870,18 @@ class runner {
     std::array<std::optional<i64>, kKeys> ttl;
     std::array<u64, kKeys> val{};
     for (const auto& e : *entries) {
-      check(e.key < kKeys && !ttl[e.key], "dump() has key " + std::to_string(e.key) +
-                                              " twice or never written");
+      check(e.key < kKeys && !ttl[e.key],
+            "dump() has key " + std::to_string(e.key) + " twice or never written");
       ttl[e.key] = e.ttl;
       val[e.key] = e.value;
       const state& c = m_.cur(e.key);
       const i64 deadline = e.ttl < 0 ? kNever : add_sat(t, e.ttl);
       check(e.ttl != 0 && m_.may_live(c) && c.v == e.value && deadline >= c.lo &&
                 deadline <= m_.hi_of(c),
-            "dump() has key " + std::to_string(e.key) + " = " + std::to_string(e.value) +
-                " with " + std::to_string(e.ttl) + " ns to live at " + std::to_string(t) +
-                "; the model has " + show(c.v) + ", deadline in [" + std::to_string(c.lo) +
-                ", " + std::to_string(m_.hi_of(c)) + "]");
+            "dump() has key " + std::to_string(e.key) + " = " + std::to_string(e.value) + " with " +
+                std::to_string(e.ttl) + " ns to live at " + std::to_string(t) + "; the model has " +
+                show(c.v) + ", deadline in [" + std::to_string(c.lo) + ", " +
+                std::to_string(m_.hi_of(c)) + "]");
     }
     for (u64 k = 0; k < kKeys; ++k) {
       check(ttl[k].has_value() || m_.may_absent(m_.cur(k)),
@@ -895,8 +894,8 @@ class runner {
       if (!ttl[k]) {
         m_.gone(k);
       } else {
-        m_.set(k, m_.written(val[k], *ttl[k] < 0 ? std::nullopt : std::optional<i64>(*ttl[k]),
-                             true));
+        m_.set(k,
+               m_.written(val[k], *ttl[k] < 0 ? std::nullopt : std::optional<i64>(*ttl[k]), true));
       }
     }
     m_.no_newest();  // one batch: the bound may evict any of it

@@ -104,8 +104,7 @@ auto make_cache(const setup& s, const warden::manual_clock& clk, bool bounded) {
   const std::chrono::nanoseconds eaw(s.eaw ? kEaw : 0);
   const std::size_t max_size = bounded ? kMaxSize : 0;
   if constexpr (Actor) {
-    return warden::actor<K, V>(
-        {.max_size = max_size, .expire_after_write = eaw, .clock = &clk});
+    return warden::actor<K, V>({.max_size = max_size, .expire_after_write = eaw, .clock = &clk});
   } else {
     return warden::table<K, V>({.shards = s.owners2 ? 4u : 1u,
                                 .owners = s.owners2 ? 2u : 1u,
@@ -142,7 +141,8 @@ void check_restore(C& c, const setup& s, const warden::manual_clock& clk,
   try {
     c.restore(is);
   } catch (const warden::format_error& e) {
-    if (std::getenv("WARDEN_FUZZ_TRACE") != nullptr) std::fprintf(stderr, "refused: %s\n", e.what());
+    if (std::getenv("WARDEN_FUZZ_TRACE") != nullptr)
+      std::fprintf(stderr, "refused: %s\n", e.what());
     check(!want.has_value(), std::string("restore refused an intact dump: ") + e.what());
     check(contents<K, V>(c) == before, "a refused restore changed the cache");
     c.flush();
@@ -168,8 +168,8 @@ void check_restore(C& c, const setup& s, const warden::manual_clock& clk,
   const std::size_t size = c.size();
   if (!s.bounded) {
     check(after == expected, "after restore the cache holds " + std::to_string(after.size()) +
-                                 " entries, not the expected " +
-                                 std::to_string(expected.size()) + " (or other values)");
+                                 " entries, not the expected " + std::to_string(expected.size()) +
+                                 " (or other values)");
     check(size == after.size(), "size() " + std::to_string(size) + " after restore and flush, " +
                                     std::to_string(after.size()) + " live entries");
     // A dump restores into the other backend and back.
@@ -241,12 +241,12 @@ void write_seeds(const std::string& dir) {
   };
   for (kind = 0; kind < 4; ++kind) {
     const bool strings = (kind & 1) != 0;
-    const std::string empty = strings ? sample_dump<std::string, std::string>(0, false)
-                                      : sample_dump<u64, u64>(0, false);
-    const std::string full = strings ? sample_dump<std::string, std::string>(6, true)
-                                     : sample_dump<u64, u64>(6, true);
-    const std::string foreign = strings ? sample_dump<u64, u64>(2, false)
-                                        : sample_dump<std::string, std::string>(2, false);
+    const std::string empty =
+        strings ? sample_dump<std::string, std::string>(0, false) : sample_dump<u64, u64>(0, false);
+    const std::string full =
+        strings ? sample_dump<std::string, std::string>(6, true) : sample_dump<u64, u64>(6, true);
+    const std::string foreign =
+        strings ? sample_dump<u64, u64>(2, false) : sample_dump<std::string, std::string>(2, false);
     out("empty", kind, 0x25, empty);
     out("valid", kind, 0x6b, full);
     out("valid_fixcrc", kind | 4, 0x13, full);

@@ -27,11 +27,21 @@ void churn(warden::table<std::uint64_t, std::uint64_t>& t, warden::manual_clock&
     for (int i = 0; i < 64; ++i) {
       const std::uint64_t k = rng() % 1000;
       switch (rng() % 8) {
-        case 0: t.put(k, k, std::chrono::milliseconds(1 + rng() % 50)); break;
-        case 1: t.erase(k); break;
-        case 2: (void)t.get(k); break;
-        case 3: (void)t.update_counter(k, 1); break;
-        default: t.put(k, rng()); break;
+        case 0:
+          t.put(k, k, std::chrono::milliseconds(1 + rng() % 50));
+          break;
+        case 1:
+          t.erase(k);
+          break;
+        case 2:
+          (void)t.get(k);
+          break;
+        case 3:
+          (void)t.update_counter(k, 1);
+          break;
+        default:
+          t.put(k, rng());
+          break;
       }
     }
     if (round % 10 == 0) {
@@ -40,7 +50,8 @@ void churn(warden::table<std::uint64_t, std::uint64_t>& t, warden::manual_clock&
         tx.erase(rng() % 1000);
       });
     }
-    if (round % 50 == 25) (void)t.erase_if([](std::uint64_t k, std::uint64_t) { return k % 7 == 0; });
+    if (round % 50 == 25)
+      (void)t.erase_if([](std::uint64_t k, std::uint64_t) { return k % 7 == 0; });
     if (round == 150) t.clear();
     clock.advance(std::chrono::milliseconds(rng() % 5));
     t.flush();
@@ -49,11 +60,8 @@ void churn(warden::table<std::uint64_t, std::uint64_t>& t, warden::manual_clock&
 
 TEST(CopiesCheck, BoundedExpiringShardedTableKeepsItsCopiesIdentical) {
   warden::manual_clock clock(1s);
-  warden::table<std::uint64_t, std::uint64_t> t({.shards = 8,
-                                                 .owners = 3,
-                                                 .max_size = 300,
-                                                 .expire_after_access = 20ms,
-                                                 .clock = &clock});
+  warden::table<std::uint64_t, std::uint64_t> t(
+      {.shards = 8, .owners = 3, .max_size = 300, .expire_after_access = 20ms, .clock = &clock});
   const std::uint64_t before = warden::detail::copies_checked_total.load();
   churn(t, clock, 1);
   EXPECT_LE(t.size(), 300u);

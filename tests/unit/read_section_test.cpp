@@ -86,6 +86,33 @@ TEST(ReadSections, PinClosedOnAnotherThreadReleasesTheOwner) {
   done.get();
 }
 
+// Was: the owner's scan loaded each announcement only after the wait for the previous one
+// ended, so it also waited for sections opened after its flip (and a publication waited for
+// one preempted reader after another). It now takes the set of sections open at its scan and
+// waits for that set only: a pin opened once the owner waits must not hold the write back.
+TEST(ReadSections, OwnerWaitsOnlyForSectionsOpenAtItsScan) {
+  table t;
+  t.put(1, 1);
+  t.flush();
+  auto first = std::make_unique<heap_pin>(t);
+  std::atomic<bool> flushed{false};
+  std::thread writer([&] {
+    t.put(1, 2);
+    t.flush();
+    flushed = true;
+  });
+  std::this_thread::sleep_for(200ms);  // the owner has taken its set: it waits for `first`
+  EXPECT_FALSE(flushed.load()) << "the owner wrote while a pin was still open";
+  auto second = std::make_unique<heap_pin>(t);  // opened after the owner's scan
+  first.reset();
+  EXPECT_TRUE(eventually([&] { return flushed.load(); }))
+      << "the owner waited for a section opened after its scan";
+  EXPECT_EQ(second->p.get(1), 1u);  // `second` still reads the instant it opened at
+  second.reset();
+  writer.join();
+  EXPECT_EQ(t.get(1), 2u);
+}
+
 TEST(ReadSections, ScopedSectionsNestUpToTheLimit) {
   table t;
   t.put(1, 1);
@@ -138,6 +165,31 @@ TEST(ThreadState, ThreadLocalDestructorsMayUseWardenAndLeakNothing) {
   EXPECT_EQ(t.get(8), 80u);
   // 1000 threads came and went, 20 at a time: records are reused, not leaked.
   EXPECT_LE(warden::detail::registry::instance().record_count(), before + 64);
+}
+
+// Was: every owner scanned every thread record ever created, so 1000 threads that once read
+// one table slowed every publication of every other table for good. Each cache has its own
+// slot list (the one its owners scan), with one slot per thread record that read it, and a
+// record reused by a new thread reuses its slots.
+TEST(ThreadState, ACacheScansOnlyTheThreadsThatReadIt) {
+  using warden::detail::slot_list;
+  auto& reg = warden::detail::registry::instance();
+  const auto slots_of = [](const slot_list& l) {
+    std::size_t n = 0;
+    l.for_each([&](const warden::detail::cache_slot&) { ++n; });
+    return n;
+  };
+  slot_list quiet(reg.next_serial(), /*light=*/false);
+  slot_list busy(reg.next_serial(), /*light=*/false);
+  (void)quiet.mine([] {});                    // read once, by this thread
+  for (int round = 0; round < 50; ++round) {  // 1000 threads, 20 alive at a time
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 20; ++i) threads.emplace_back([&] { (void)busy.mine([] {}); });
+    for (auto& th : threads) th.join();
+  }
+  EXPECT_EQ(slots_of(quiet), 1u) << "another cache's readers reached this cache's scan";
+  EXPECT_LE(slots_of(busy), reg.record_count());
+  EXPECT_LT(slots_of(busy), 200u) << "slots grew with every thread that ever read";
 }
 
 // Was: the fenced-readers bit was cleared only at the owner's next write, so a table that is

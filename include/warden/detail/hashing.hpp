@@ -80,11 +80,11 @@ inline constexpr bool default_string_lookup =
     std::is_convertible_v<const Q&, std::string_view>;
 
 template <class K, class Hash, class Eq, class Q>
-concept lookup_key_for =
-    !std::is_same_v<std::remove_cvref_t<Q>, K> &&
-    (default_string_lookup<K, Hash, Eq, Q> ||
-     (transparent<Hash> && transparent<Eq> && std::is_invocable_r_v<std::size_t, const Hash&, const Q&> &&
-      std::is_invocable_r_v<bool, const Eq&, const K&, const Q&>));
+concept lookup_key_for = !std::is_same_v<std::remove_cvref_t<Q>, K> &&
+                         (default_string_lookup<K, Hash, Eq, Q> ||
+                          (transparent<Hash> && transparent<Eq> &&
+                           std::is_invocable_r_v<std::size_t, const Hash&, const Q&> &&
+                           std::is_invocable_r_v<bool, const Eq&, const K&, const Q&>));
 
 // The hash of a lookup key, equal to Hash's for the K it stands for.
 template <class K, class Hash, class Eq, class Q>
@@ -111,7 +111,8 @@ struct inner_eq {
   template <class Q>
     requires(!std::is_same_v<Q, K>)
   bool operator()(const K& a, const prehashed_key<Q>& b) const {
-    if constexpr (std::is_same_v<K, std::string> && std::is_same_v<Eq, std::equal_to<std::string>>) {
+    if constexpr (std::is_same_v<K, std::string> &&
+                  std::is_same_v<Eq, std::equal_to<std::string>>) {
       return a == std::string_view(*b.key);
     } else {
       return eq(a, *b.key);
