@@ -7,6 +7,8 @@
 //  - puts + flush of new keys: unbounded, and bounded to 1e5 entries (evicting all along);
 //  - the owner sweeping 1e6 expired entries (manual clock advanced past them, then flush);
 //  - puts + flush with a change-feed subscriber attached and without, and the delivery lag;
+//  - feed latency: one put + flush at a time, from just before the put to the subscriber's
+//    call for that batch (p50 and p99 over every batch);
 //  - dump and restore of 1e6 uint64 entries (bytes per second).
 // Names are key:value parts, as in the other binaries, so bench/report.py can read them.
 #include <sstream>
@@ -158,6 +160,42 @@ void feed_puts(benchmark::State& state, bool subscribed) {
   state.counters["batches"] = static_cast<double>(st.feed_delivered);
 }
 
+// One put + flush per iteration, so each flush publishes exactly one batch (sequence i + 1):
+// the subscriber stamps its arrival, the producer the instant before its put.
+void feed_latency(benchmark::State& state) {
+  table_t t;
+  std::vector<std::chrono::steady_clock::time_point> sent, arrived;
+  sent.reserve(1 << 20);
+  arrived.resize(1 << 20);
+  std::atomic<std::uint64_t> batches{0};  // relaxed: read after sync(), which orders it
+  warden::subscription sub = t.subscribe([&](const warden::change_batch<u64, u64>& b) {
+    if (b.sequence() <= arrived.size())
+      arrived[b.sequence() - 1] = std::chrono::steady_clock::now();
+    batches.fetch_add(1, std::memory_order_relaxed);
+  });
+  u64 next = 0;
+  for (auto _ : state) {
+    if (sent.size() == arrived.size()) break;
+    sent.push_back(std::chrono::steady_clock::now());
+    t.put(key_of(next), next);
+    ++next;
+    t.flush();
+  }
+  sub.sync();
+  if (batches.load(std::memory_order_relaxed) != sent.size()) {
+    state.SkipWithError("a flush published other than one batch");
+    return;
+  }
+  std::vector<double> us(sent.size());
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    us[i] = std::chrono::duration<double, std::micro>(arrived[i] - sent[i]).count();
+  }
+  std::sort(us.begin(), us.end());
+  state.counters["p50_us"] = us[us.size() / 2];
+  state.counters["p99_us"] = us[(us.size() - 1) * 99 / 100];
+  state.SetItemsProcessed(static_cast<std::int64_t>(sent.size()));
+}
+
 void dump_restore(benchmark::State& state, bool restore) {
   table_t& t = filled(feature::none);
   std::string bytes;
@@ -228,6 +266,7 @@ void register_all() {
         ->Setup([](const benchmark::State&) { g_clock.reset(); })
         ->UseRealTime();
   }
+  add("feed_latency/op:put_to_delivery/subject:table", feed_latency)->UseRealTime();
   for (const bool restore : {false, true}) {
     add(std::string(restore ? "restore" : "dump") + "/n:1000000/subject:table",
         [restore](benchmark::State& st) { dump_restore(st, restore); })

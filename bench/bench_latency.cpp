@@ -1,96 +1,12 @@
-// Many clients: 64 threads on a 2-core machine check feature flags (get of one of 8 flag keys)
-// while a background thread toggles a flag every ~100 us. Each get is timed on its own
-// (steady_clock around the call, which is what a client waits); the per-thread samples are
-// merged after the run and reported as p50 / p99 / p99.9 counters (ns), with throughput.
-#include <algorithm>
-#include <barrier>
-#include <chrono>
-#include <cstdint>
-#include <memory>
-#include <mutex>
-#include <optional>
+// Many clients: 64 threads on a 2-core machine check feature flags while a background thread
+// toggles one; p50 / p99 / p99.9 of one get and throughput. The workload is in latency.hpp.
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "common.hpp"
+#include "latency.hpp"
 
 namespace warden_bench {
 namespace {
-
-constexpr int kClients = 64;
-constexpr std::size_t kFlags = 8;
-constexpr auto kTogglePeriod = std::chrono::microseconds(100);
-
-// State of the current run, shared by its threads. Replaced by the next run's Setup only after
-// Google Benchmark has joined every thread of this one.
-struct clients_run {
-  std::mutex mu;
-  std::vector<std::uint32_t> samples;  // every client's latencies, merged (ns)
-  std::unique_ptr<std::barrier<>> merged;
-  std::jthread toggler;
-};
-clients_run g_run;
-
-template <class C>
-void setup_clients(const benchmark::State& state) {
-  setup_filled<C>(state);  // the kFlags flags
-  g_run.samples.clear();
-  g_run.merged = std::make_unique<std::barrier<>>(state.threads());
-  C* c = g_cache<C>;
-  g_run.toggler = std::jthread([c](std::stop_token stop) {
-    const key_set& ks = keys_for(kFlags);
-    for (u64 i = 0; !stop.stop_requested(); ++i) {
-      c->put(ks.keys[i % kFlags], i);
-      std::this_thread::sleep_for(kTogglePeriod);
-    }
-  });
-}
-
-void teardown_clients(const benchmark::State&) {
-  g_run.toggler = std::jthread();  // requests stop and joins
-}
-
-double percentile(std::vector<std::uint32_t>& v, double p) {
-  if (v.empty()) return 0;
-  const auto i = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(i), v.end());
-  return v[i];
-}
-
-template <class C>
-void clients(benchmark::State& state) {
-  using clock = std::chrono::steady_clock;
-  const C& c = *g_cache<C>;
-  const key_set& ks = keys_for(kFlags);
-  std::vector<std::uint32_t> lat;
-  lat.reserve(static_cast<std::size_t>(state.max_iterations));
-  std::size_t i = static_cast<std::size_t>(state.thread_index());
-  u64 sum = 0;
-  run_loop(state, 1, [&] {
-    const u64 k = ks.keys[i++ % kFlags];
-    const auto t0 = clock::now();
-    const std::optional<u64> v = c.get(k);
-    const auto t1 = clock::now();
-    sum += v ? *v : 1;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count();
-    lat.push_back(static_cast<std::uint32_t>(std::min<std::int64_t>(ns, UINT32_MAX)));
-  });
-  benchmark::DoNotOptimize(sum);
-  {
-    std::lock_guard lock(g_run.mu);
-    g_run.samples.insert(g_run.samples.end(), lat.begin(), lat.end());
-  }
-  g_run.merged->arrive_and_wait();  // every thread's samples are in
-  if (state.thread_index() == 0) {
-    // Counters are summed over threads; only thread 0 sets these, so they come out as is.
-    auto& s = g_run.samples;
-    state.counters["p50_ns"] = percentile(s, 0.50);
-    state.counters["p99_ns"] = percentile(s, 0.99);
-    state.counters["p999_ns"] = percentile(s, 0.999);
-    state.counters["max_ns"] = *std::max_element(s.begin(), s.end());
-  }
-}
 
 void register_all() {
   for_each_cache(write_subjects{}, [&]<class C>() {

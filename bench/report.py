@@ -2,11 +2,17 @@
 """Summarizes warden's benchmark results (Google Benchmark JSON) and draws the plots.
 
 Usage: report.py RESULTS_DIR [--markdown FILE] [--plots]
+       report.py RESULTS_DIR --headline [--markdown FILE]
 
 Reads RESULTS_DIR/{reads,mix,ops,latency,memory}.json (whichever exist) and machine.json,
 prints the summary tables and the design targets (PASS/MISS) to stdout, optionally writes the
 same tables as Markdown, and with --plots writes PNGs into RESULTS_DIR with gnuplot (skipped,
 with a message, when gnuplot is missing). Standard library only.
+
+With --headline it reads instead what `scripts/bench` (default mode) leaves there:
+RESULTS_DIR/{get,latency,puts,calls,mix,memory}.json from bench_headline, and prints one
+Markdown table: a row per workload; table, actor, the best thread-safe peer (named), the
+unsynchronized reference, and table against the best peer.
 
 Every figure is the median over the repetitions Google Benchmark ran. Throughput is the
 `ops_per_s` counter: operations of all threads divided by the run's wall time (see
@@ -37,10 +43,15 @@ SUBJECTS = [
 PEERS = ["shared_mutex", "mutex", "tbb", "cuckoo", "caf"]
 
 
-def load(results_dir):
+SUITES = ("reads", "mix", "ops", "latency", "memory")
+# The steps of the default run (bench_headline, one workload per step), in report order.
+HEADLINE_STEPS = ("get", "latency", "puts", "calls", "mix", "memory")
+
+
+def load(results_dir, names=SUITES):
     """Returns a list of records: {family, params, threads, m (metrics)} from the medians."""
     records = []
-    for name in ("reads", "mix", "ops", "latency", "memory"):
+    for name in names:
         path = os.path.join(results_dir, name + ".json")
         if not os.path.exists(path):
             continue
@@ -400,9 +411,11 @@ def machine_lines(results_dir):
             "run: %s mode at %s, %s (commit %s); load average before %s, after %s"
             % (m.get("mode"), m.get("priority", "nice 0"), m.get("date"), m.get("commit"), m.get("load_before"),
                m.get("load_after")),
-            "CPU taken by other processes during each step: %s"
-            % ", ".join("%s %s%% (%s)" % (k, v.get("foreign_cpu"), v.get("date"))
-                        for k, v in m.get("steps", {}).items())]
+            "CPU taken by other processes during each step: %s%s"
+            % (", ".join("%s %s%% (%s)" % (k, v.get("foreign_cpu"), v.get("date"))
+                         for k, v in m.get("steps", {}).items()),
+               "; during all steps: %s%%" % m["foreign_cpu_total"]
+               if "foreign_cpu_total" in m else "")]
 
 
 # ---- plots ----------------------------------------------------------------------------------
@@ -513,12 +526,88 @@ def plots(records, results_dir):
             print("plot: " + os.path.join(results_dir, m))
 
 
+# Peers' names as the headline prints them.
+PEER_NAMES = {"shared_mutex": "shared_mutex", "mutex": "mutex", "tbb": "tbb",
+              "cuckoo": "libcuckoo", "caf": "caf"}
+
+
+def headline_report(results_dir, md_path):
+    """The default run's table: a row per bench_headline workload, Markdown, to stdout."""
+    families = {"get_throughput", "get_latency_with_64_clients", "puts_with_flush_throughput",
+                "update_counter_throughput", "mix_throughput", "bytes_per_entry"}
+    records = [r for r in load(results_dir, HEADLINE_STEPS) if r["family"] in families]
+    if not records:
+        print("report: no headline results (bench_headline) in " + results_dir)
+        return 1
+    machine = {}
+    if os.path.exists(os.path.join(results_dir, "machine.json")):
+        with open(os.path.join(results_dir, "machine.json")) as f:
+            machine = json.load(f)
+    cores = machine.get("cores", "?")
+    # (label, family, threads, metric, higher is better, scale to the unit shown)
+    rows = [
+        ("get, 1e6 keys, 1 thread (M gets/s)", "get_throughput", 1, "ops_per_s", True, 1e-6),
+        ("get, 1e6 keys, 2 threads (M gets/s)", "get_throughput", 2, "ops_per_s", True, 1e-6),
+        ("get, 1e6 keys, 64 threads on %s cores (M gets/s)" % cores, "get_throughput", 64,
+         "ops_per_s", True, 1e-6),
+        ("get p99 latency, 64 clients on %s cores (us)" % cores, "get_latency_with_64_clients",
+         64, "p99_ns", False, 1e-3),
+        ("puts + flush, 1 producer (M puts/s)", "puts_with_flush_throughput", 1, "ops_per_s",
+         True, 1e-6),
+        ("update_counter calls back to back, 1 thread (M calls/s)", "update_counter_throughput",
+         1, "ops_per_s", True, 1e-6),
+        ("90% gets / 10% puts, 1 thread (M ops/s)", "mix_throughput", 1, "ops_per_s", True,
+         1e-6),
+        ("bytes per entry after 1e6 puts (a flush every 1000)", "bytes_per_entry", 1, "bytes_per_entry", False, 1),
+    ]
+    present = {r["params"].get("subject") for r in records}
+    peers = [p for p in PEERS if p in present]
+    header = ["workload", "table", "actor", "best peer", "unsync (ref.)", "table vs best peer"]
+    lines = ["| " + " | ".join(header) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for label, family, th, key, higher, scale in rows:
+        def val(subject):
+            v = metric(records, family, key, th, subject=subject)
+            return None if v is None else v * scale
+        if not find(records, family, th):
+            continue
+        table, actor, unsync = val("table"), val("actor"), val("unsync")
+        measured = [(val(p), p) for p in peers if val(p) is not None]
+        best = None
+        if measured:
+            best = (max if higher else min)(measured, key=lambda x: x[0])
+        best_cell = "-" if best is None else "%s (%s)" % (fmt(best[0]), PEER_NAMES[best[1]])
+        # > 1: the table is better (throughput: table / peer; latency, bytes: peer / table).
+        vs = None
+        if best is not None:
+            vs = ratio(table, best[0]) if higher else ratio(best[0], table)
+        lines.append("| " + " | ".join([label, fmt(table), fmt(actor), best_cell, fmt(unsync),
+                                         fmt(vs, "x")]) + " |")
+    notes = [
+        "Medians of the repetitions (bytes: one fill). table vs best peer > 1: the table is "
+        "better (throughput: table / peer; latency and bytes: peer / table).",
+        "Peers measured: %s (shared_mutex, mutex: absl::flat_hash_map behind that lock; tbb: "
+        "tbb::concurrent_hash_map; libcuckoo: cuckoohash_map). unsync: absl::flat_hash_map with "
+        "no synchronization, read-only when threads > 1, absent where another thread writes."
+        % ", ".join(PEER_NAMES[p] for p in peers),
+    ]
+    about = machine_lines(results_dir)
+    print("\n".join(about + [""] + lines + [""] + notes))
+    if md_path:
+        with open(md_path, "w") as f:
+            # Two trailing spaces: a Markdown line break.
+            f.write("\n".join([a + "  " for a in about] + [""] + lines + [""] + notes) + "\n")
+    return 0
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
         return 2
     results_dir = argv[1]
     md_path = argv[argv.index("--markdown") + 1] if "--markdown" in argv else None
+    if "--headline" in argv:
+        return headline_report(results_dir, md_path)
     records = load(results_dir)
     if not records:
         print("report: no results in " + results_dir)

@@ -37,6 +37,12 @@ namespace memory_detail {
 // (the workers were joined, or flush() got its reply) sees them by coherence alone.
 inline std::atomic<std::int64_t> live{0};
 
+// Whether `live` is kept: from the start of the program until stop_counting_allocations().
+// One way only, so every block freed while counting was allocated while counting and `live`
+// stays exact. relaxed: once off, `live` is never read again, so a thread that still sees it on
+// for a moment changes nothing that matters.
+inline std::atomic<bool> counting{true};
+
 inline std::size_t usable_size(void* p) noexcept {
 #if defined(__APPLE__)
   return malloc_size(p);
@@ -55,7 +61,9 @@ inline void* allocate(std::size_t n, std::size_t align) {
       p = nullptr;
     }
     if (p != nullptr) {
-      live.fetch_add(static_cast<std::int64_t>(usable_size(p)), std::memory_order_relaxed);
+      if (counting.load(std::memory_order_relaxed)) {
+        live.fetch_add(static_cast<std::int64_t>(usable_size(p)), std::memory_order_relaxed);
+      }
       return p;
     }
     // The standard's contract for operator new: call the new_handler until it gives up.
@@ -75,7 +83,9 @@ inline void* allocate_nothrow(std::size_t n, std::size_t align) noexcept {
 
 inline void deallocate(void* p) noexcept {
   if (p == nullptr) return;
-  live.fetch_sub(static_cast<std::int64_t>(usable_size(p)), std::memory_order_relaxed);
+  if (counting.load(std::memory_order_relaxed)) {
+    live.fetch_sub(static_cast<std::int64_t>(usable_size(p)), std::memory_order_relaxed);
+  }
   std::free(p);
 }
 
@@ -85,6 +95,19 @@ inline void deallocate(void* p) noexcept {
 // because benchmark code subtracts two readings.
 inline std::int64_t live_bytes() noexcept {
   return memory_detail::live.load(std::memory_order_relaxed);  // relaxed: see `live`
+}
+
+// Whether live_bytes() is still kept (see stop_counting_allocations()).
+inline bool counting_allocations() noexcept {
+  return memory_detail::counting.load(std::memory_order_relaxed);  // relaxed: see `counting`
+}
+
+// Stops counting for good: every operator new and delete from then on is plain malloc and free,
+// without the shared counter (an atomic read-modify-write on one cache line, which threads
+// allocating at once would contend for). For a program that measures footprints first and then
+// times things; live_bytes() and bytes_per_entry() mean nothing afterwards.
+inline void stop_counting_allocations() noexcept {
+  memory_detail::counting.store(false, std::memory_order_relaxed);  // relaxed: see `counting`
 }
 
 // Footprint of a cache holding n uint64-like entries: live bytes after constructing it (on the
