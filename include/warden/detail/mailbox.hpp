@@ -24,7 +24,8 @@
 //    threads, and casts cannot starve them.
 //  - Shutdown: close() refuses every later push; the owner drains what was pushed before and
 //    then stops. Producers waiting for room leave with closed_error, and
-//    wait_for_producers_to_leave() returns once the last of them has left the mailbox. A push
+//    wait_for_producers_to_leave() returns once the last of them has left the mailbox (a
+//    producer that had to wait counts as inside until its last touch of it, push included). A push
 //    racing with close() is a cache used while it is destroyed (a contract breach); its
 //    message, if never drained, is destroyed with the mailbox.
 #pragma once
@@ -115,8 +116,24 @@ class mailbox {
   // wait and throws if waiting here could deadlock. Throws closed_error once closed.
   template <class CheckMayWait>
   void push_cast(producer& p, Msg&& m, CheckMayWait&& check_may_wait) {
-    if (capacity_ != 0) reserve_room(check_may_wait);
-    push(p, std::move(m), capacity_ != 0);
+    if (capacity_ == 0 || claim_room()) {
+      push(p, std::move(m), capacity_ != 0);
+      return;
+    }
+    // A producer that has to wait stays counted in room_waiters_ until its last touch of the
+    // mailbox (after its push, or as it throws): the destructor waits for that count to drop
+    // to zero (wait_for_producers_to_leave), so it can never free the mailbox between a
+    // waiter's wake-up and its push.
+    room_waiters_.fetch_add(1, std::memory_order_seq_cst);  // seq_cst: see wait_for_room
+    struct leave_on_exit {
+      std::atomic<std::uint32_t>& waiters;
+      ~leave_on_exit() {
+        // release: see wait_for_producers_to_leave.
+        waiters.fetch_sub(1, std::memory_order_release);
+      }
+    } leave{room_waiters_};
+    wait_for_room(check_may_wait);
+    push(p, std::move(m), true);
   }
 
   // Appends a cast unless bounded and full; never waits.
@@ -325,39 +342,44 @@ class mailbox {
   // claim is taken back without waking anyone: the room it counted was never there, and the
   // claims that did succeed will be drained, which wakes the waiters.
   bool claim_room() noexcept {
-    // seq_cst: one half of the Dekker pair with drain's release of room (reserve_room).
+    // seq_cst: one half of the Dekker pair with drain's release of room (wait_for_room).
     if (queued_.fetch_add(1, std::memory_order_seq_cst) < capacity_) return true;
     queued_.fetch_sub(1, std::memory_order_seq_cst);  // seq_cst: as above
     return false;
   }
 
+  // Claims room for one cast, waiting for the owner to drain while the mailbox is full. The
+  // caller is already counted in room_waiters_ (push_cast), before any look at queued_ here:
+  // a Dekker pair (seq_cst both sides) with release_room, which gives room back and then
+  // looks for waiters, so either the owner sees this waiter and bumps the epoch, or this
+  // sees the room.
   template <class CheckMayWait>
-  void reserve_room(CheckMayWait& check_may_wait) {
+  void wait_for_room(CheckMayWait& check_may_wait) {
     for (;;) {
       check_open();
       if (claim_room()) return;
       check_may_wait();
-      // Announce, then look again (seq_cst both: a Dekker pair with release_room, which
-      // gives room back and then looks for waiters): either the owner sees this waiter and
-      // bumps the epoch, or this sees the room.
-      room_waiters_.fetch_add(1, std::memory_order_seq_cst);
       // acquire: pairs with the epoch bumps of release_room and close().
       const std::uint32_t seen = room_epoch_.load(std::memory_order_acquire);
       if (queued_.load(std::memory_order_seq_cst) >= capacity_ &&  // seq_cst: see above
           !closed_.load(std::memory_order_acquire)) {              // acquire: see check_open
         room_epoch_.wait(seen, std::memory_order_acquire);
+#if defined(WARDEN_TEST_DELAY_AFTER_ROOM_WAIT_MS)
+        // Tests only: widens the window between a waiter's wake-up and its next touch of the
+        // mailbox, where a destructor that stopped waiting for it too early would free it.
+        std::this_thread::sleep_for(
+            std::chrono::milliseconds(WARDEN_TEST_DELAY_AFTER_ROOM_WAIT_MS));
+#endif
       }
-      // release: see wait_for_producers_to_leave.
-      room_waiters_.fetch_sub(1, std::memory_order_release);
     }
   }
 
   // Gives back room for `n` casts (the owner after a drain, or a push that failed).
   void release_room(std::size_t n) {
-    // seq_cst: the owner's half of the Dekker pair in reserve_room.
+    // seq_cst: the owner's half of the Dekker pair in wait_for_room.
     queued_.fetch_sub(n, std::memory_order_seq_cst);
     if (room_waiters_.load(std::memory_order_seq_cst) != 0) {
-      // release: pairs with reserve_room's acquire load of the epoch.
+      // release: pairs with wait_for_room's acquire load of the epoch.
       room_epoch_.fetch_add(1, std::memory_order_release);
       room_epoch_.notify_all();
     }
