@@ -303,8 +303,13 @@ class slot_list {
 
   template <class F>
   void for_each(F&& f) const {
-    // acquire: pairs with the release in find_or_create, so a slot's fields are initialized.
-    for (cache_slot* s = head_.load(std::memory_order_acquire); s != nullptr; s = s->next) f(*s);
+    // seq_cst (not just acquire, which would see the slot's fields initialized): a new
+    // fenced reader stores the head (seq_cst) before its announcement and its load of the
+    // publication word (seq_cst both); the owner flips the word (seq_cst) before this load.
+    // In the single order S, a reader that missed the flip stored the head before the flip,
+    // so this load, after the flip, finds its slot. Acquire would let the owner miss a slot
+    // whose reader also missed the flip (allowed by the C++ model, not by x86).
+    for (cache_slot* s = head_.load(std::memory_order_seq_cst); s != nullptr; s = s->next) f(*s);
   }
 
   // Called for each slot when the list is destroyed (frees per-slot extras).
@@ -331,11 +336,12 @@ class slot_list {
           fresh->light = light_;
           fresh->record = &rec;
           if (on_create_) on_create_(*fresh, on_create_ctx_);
-          // relaxed: under the mutex; the release store below publishes the slot.
+          // relaxed: under the mutex; the seq_cst store below publishes the slot.
           fresh->next = head_.load(std::memory_order_relaxed);
           it->second = fresh.release();
-          // release: a scanning owner that loads this head sees the slot initialized.
-          head_.store(it->second, std::memory_order_release);
+          // seq_cst: publishes the initialized slot (release) and takes its place in S
+          // before this reader's first announcement (see for_each).
+          head_.store(it->second, std::memory_order_seq_cst);
         } catch (...) {
           by_record_.erase(it);
           throw;
