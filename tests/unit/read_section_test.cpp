@@ -2,6 +2,7 @@
 // threads, warden used from thread_local destructors, fence modes that must end on time,
 // membarrier() failing at run time, a table destroyed by a thread that still holds a pin, and
 // the other defects the core's code read found (each test failed before its fix).
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -84,6 +85,37 @@ TEST(ReadSections, PinClosedOnAnotherThreadReleasesTheOwner) {
   });
   ASSERT_EQ(done.wait_for(10s), std::future_status::ready) << "a write hung on a closed pin";
   done.get();
+}
+
+// Was: the refusal of calls inside a pin looked at every open word of the thread record's
+// slot, so a pin that outlived its thread (kept on the heap) made every call and flush of the
+// next thread given that record fail with reentrancy_error. Only the pins the calling thread
+// opened count now.
+TEST(ReadSections, PinOutlivingItsThreadDoesNotRefuseTheNextThreadsCalls) {
+  table t;
+  t.put(1, 1);
+  t.flush();
+  std::unique_ptr<heap_pin> p;
+  std::thread([&] { p = std::make_unique<heap_pin>(t); }).join();  // the opener exits
+  // Later threads (one of them is given the opener's record): their calls wait for the pin
+  // like anyone's writes (it holds a copy), and complete once it closes; none is refused.
+  std::vector<std::future<std::uint64_t>> calls;
+  for (int i = 0; i < 4; ++i) {
+    calls.push_back(std::async(std::launch::async, [&] {
+      t.put(100, 1);  // takes a thread record (and the table's slot in it)
+      return t.update_counter(3, 1);
+    }));
+  }
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(p->p.get(1), 1u);
+  p.reset();
+  std::vector<std::uint64_t> results;
+  for (auto& c : calls) {
+    ASSERT_EQ(c.wait_for(10s), std::future_status::ready) << "a call hung on a closed pin";
+    EXPECT_NO_THROW(results.push_back(c.get()));
+  }
+  std::sort(results.begin(), results.end());
+  EXPECT_EQ(results, (std::vector<std::uint64_t>{1, 2, 3, 4}));
 }
 
 // Was: the owner's scan loaded each announcement only after the wait for the previous one

@@ -139,6 +139,8 @@ struct alignas(kFalseSharingRange) cache_slot {
 
   // Private to the thread using the record.
   alignas(kFalseSharingRange) std::uint32_t depth = 0;  // open scoped sections
+  // The record generation that opened each pin word (see held_by_caller).
+  std::uint64_t pin_generation[kSlotWords - kScopedWords] = {};
   bool light = false;  // announcements are light (protocol (b)); fixed at creation
   std::uint64_t seq = 0;
   // Counters written only by the thread using the record (a relaxed load and store, never an
@@ -189,6 +191,20 @@ struct alignas(kFalseSharingRange) cache_slot {
     }
     return false;
   }
+  // Whether the calling thread (the one using the record now) has a section of this cache
+  // open that an owner would wait for: a scoped one, or a pin it opened itself. A pin opened
+  // by an earlier thread of the same record (which exited, leaving the pin alive on the heap)
+  // does not count: the calling thread does not hold it, so waiting on the owner is no
+  // deadlock for it. (A pin this thread opened and handed to another thread still counts:
+  // nothing records who holds a pin now; the refusal is conservative, never a hang.)
+  bool held_by_caller() const noexcept {
+    for (unsigned i = 0; i < kSlotWords; ++i) {
+      // relaxed: as in in_section.
+      if (words[i].load(std::memory_order_relaxed) == 0) continue;
+      if (i < kScopedWords || pin_generation[i - kScopedWords] == record->generation) return true;
+    }
+    return false;
+  }
 };
 
 // R1 for a scoped section; returns its word's index. Throws nesting_error when too deep.
@@ -221,6 +237,7 @@ inline unsigned enter_pin(cache_slot& s) {
     // relaxed: only this thread stores nonzero values here; a 0 stored by another thread
     // that closed a pin needs no ordering (nothing was handed over).
     if (s.words[i].load(std::memory_order_relaxed) != 0) continue;
+    s.pin_generation[i - kScopedWords] = s.record->generation;
     const std::uint64_t word = ++s.seq;
     if (s.light) {
       // As in enter_scoped.

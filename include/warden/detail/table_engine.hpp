@@ -353,7 +353,7 @@ class table_engine {
     if (is_owner_thread()) {
       throw reentrancy_error(std::string(what) + " from inside the table's owner-side callback");
     }
-    if (const cache_slot* s = slots.existing(); s != nullptr && s->in_section()) {
+    if (const cache_slot* s = slots.existing(); s != nullptr && s->held_by_caller()) {
       throw reentrancy_error(std::string(what) + " inside a snapshot or pin of the same table");
     }
     if (change_feed->bounded() && change_feed->on_notifier_thread()) {
