@@ -4,6 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdio>
+#include <exception>
+#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -39,17 +42,27 @@ using owner_map =
 // Inserts or assigns `key` (whose hash is `h`) with one probe, moving key and value in. Unlike
 // emplace/insert_or_assign, it calls no Eq once the element is in place (absl's debug builds
 // look a new element up again, and an Eq throwing there would report as failed a write that
-// was made). Strong guarantee when V's move assignment does not throw: an exception (Eq in
-// the probe, out of memory in a growth) leaves the map as it was. (A node map that runs out
-// of memory for the node itself is the exception; absl's own emplace shares that limit.)
+// was made). Strong guarantee when V's move assignment does not throw: an exception from Eq
+// in the probe leaves the map as it was. Running out of memory here is fatal: the abseil that
+// Debian 12 ships (LTS 2022-06-23) records a growth's new capacity before it allocates, so a
+// failed growth leaves a map that cannot even be destroyed (it would free memory it never
+// owned; found by a failing-allocator test). Terminating with a message beats corrupting the
+// heap or publishing a broken copy.
 template <class Map, class K, class V>
 void upsert(Map& map, std::size_t h, K&& key, V&& value) {
   bool inserted = false;
-  auto it =
-      map.lazy_emplace(prehashed_key<std::remove_cvref_t<K>>{&key, h}, [&](const auto& construct) {
-        inserted = true;
-        construct(std::move(key), std::move(value));
-      });
+  auto it = [&] {
+    try {
+      return map.lazy_emplace(prehashed_key<std::remove_cvref_t<K>>{&key, h},
+                              [&](const auto& construct) {
+                                inserted = true;
+                                construct(std::move(key), std::move(value));
+                              });
+    } catch (const std::bad_alloc&) {
+      std::fputs("warden: out of memory growing an owner's map; cannot continue\n", stderr);
+      std::terminate();
+    }
+  }();
   if (!inserted) it->second = std::move(value);
 }
 
