@@ -56,26 +56,6 @@ void uncounted(const benchmark::State& state) {
   Setup(state);
 }
 
-// setup_filled, then one put of a key's own value and a flush. The table applies a batch to
-// its second copy lazily, when the next batch starts, so without this the first timed put
-// would also replay the whole fill of 1e6 entries (about 0.1 s), and Google Benchmark would
-// size the run from that one slow iteration. The peers have nothing to settle; they get the
-// same put and flush all the same.
-template <class C>
-void setup_settled(const benchmark::State& state) {
-  setup_filled<C>(state);
-  const key_set& ks = keys_for(static_cast<std::size_t>(state.range(0)));
-  g_cache<C>->put(ks.keys[0], ks.chain_value[0]);
-  g_cache<C>->flush();
-}
-
-// As setup_settled, for the mix (setup_mix also resets the mix's latency samples).
-template <class C>
-void setup_mix_settled(const benchmark::State& state) {
-  setup_settled<C>(state);
-  setup_mix<C>(state);
-}
-
 template <class C>
 void memory(benchmark::State& state) {
   if (!counting_allocations()) {
@@ -109,7 +89,7 @@ void register_all() {
           ->UseRealTime();
     }
     add("puts_with_flush_throughput/batch:" + std::to_string(kPutBatch) + "/subject:" + s, puts<C>)
-        ->Setup(uncounted<setup_settled<C>>)
+        ->Setup(uncounted<setup_filled<C>>)
         ->Arg(static_cast<long>(kPutKeys))
         ->ArgName("keys")
         ->Threads(1)
@@ -118,7 +98,7 @@ void register_all() {
             "/puts:" + std::to_string(100 - kMixReadPct) +
             "/flush_every:" + std::to_string(kFlushEvery) + "/subject:" + s,
         [](benchmark::State& st) { mix<C>(st, kMixReadPct, /*zipf=*/false); })
-        ->Setup(uncounted<setup_mix_settled<C>>)
+        ->Setup(uncounted<setup_mix<C>>)
         ->Arg(kKeys)
         ->ArgName("keys")
         ->Threads(1)
