@@ -278,6 +278,25 @@ TYPED_TEST(CacheBound, HugeTtlNeverExpiresEarly) {
   for (u64 k = 1; k <= 3; ++k) EXPECT_TRUE(c.contains(k)) << "key " << k << " expired early";
 }
 
+// Found by the fuzzer (tests/fuzz/regressions/cache/clock_saturated_never_expiring_entry):
+// once the clock itself saturates at the int64 limit, an entry that never expires must stay,
+// on every path (reads, and calls such as update_counter, which judge liveness on the owner).
+TYPED_TEST(CacheBound, NeverExpiringEntriesSurviveASaturatedClock) {
+  warden::manual_clock clk(1s);
+  auto c = TestFixture::template make<u64, i64>({.clock = &clk});
+  c.put(1, 100);                                    // no ttl, no expire_after_*: never expires
+  c.put(2, 5, std::chrono::hours::max());           // saturates: never expires
+  c.put(3, 7, std::chrono::hours(24 * 365 * 100));  // 100 years: expires once the clock is past
+  c.flush();
+  clk.advance(std::chrono::hours::max());  // saturates at the int64 limit
+  EXPECT_EQ(c.get(1), 100);
+  EXPECT_EQ(c.update_counter(1, 1), 101);
+  EXPECT_EQ(c.update_counter(2, 1), 6);
+  EXPECT_FALSE(c.contains(3));
+  c.flush();
+  EXPECT_EQ(c.size(), 2u);
+}
+
 TYPED_TEST(CacheBound, EveryReadRespectsExpiry) {
   warden::manual_clock clk(1s);
   auto c = TestFixture::template make<u64, i64>({.clock = &clk});

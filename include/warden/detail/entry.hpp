@@ -6,8 +6,9 @@
 //  - `version` is never 0 and differs after every write of the key: an owner draws versions
 //    from its own counter (owner_state::next_version) with its index in the low bits, and a
 //    key always belongs to one owner.
-//  - `deadline` is nanoseconds on the cache's clock; kNever means the entry does not expire.
-//    An entry is live at time `now` iff now < deadline.
+//  - `deadline` is nanoseconds on the cache's clock; kNever means the entry does not expire,
+//    even once the clock itself saturates at the int64 limit. Otherwise an entry is live at
+//    time `now` iff now < deadline.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +29,9 @@ struct stored {
   std::uint64_t version;
   std::int64_t deadline;
 
-  WARDEN_ALWAYS_INLINE bool live_at(std::int64_t now) const noexcept { return now < deadline; }
+  WARDEN_ALWAYS_INLINE bool live_at(std::int64_t now) const noexcept {
+    return deadline == kNever || now < deadline;
+  }
 };
 
 // Deadline arithmetic that saturates instead of overflowing (a ttl of years on a clock that
