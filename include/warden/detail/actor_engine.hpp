@@ -218,9 +218,9 @@ struct actor_engine {
       if (i + kPrefetchDistance < n) {
         const message& ahead = batch[i + kPrefetchDistance];
         if (auto* p = std::get_if<put_op>(&ahead.op)) {
-          map.prefetch(prehashed_key<K>{&p->key.get(), p->hash});
+          prefetch_probe(map, p->key.get(), p->hash);
         } else if (auto* e = std::get_if<erase_op>(&ahead.op)) {
-          map.prefetch(prehashed_key<K>{&e->key.get(), e->hash});
+          prefetch_probe(map, e->key.get(), e->hash);
         }
       }
       message& m = batch[i];

@@ -83,6 +83,9 @@ class mailbox {
     std::uint64_t popped_ = 0;
     std::atomic<std::uint64_t> consumed_{0};  // popped_, for depth() from any thread
     producer* next_ = nullptr;                // immutable once published
+    // The last block the owner emptied, handed back so that a steady producer allocates no
+    // block (and frees none across threads) per 64 messages.
+    std::atomic<block*> spare_{nullptr};
   };
 
   explicit mailbox(std::size_t capacity) : capacity_(capacity) {}
@@ -95,6 +98,7 @@ class mailbox {
     for (producer* p = head_.load(std::memory_order_relaxed); p != nullptr;) {
       producer* next = p->next_;
       delete p->head_block_;
+      delete p->spare_.load(std::memory_order_relaxed);  // relaxed: no thread is left
       delete p;
       p = next;
     }
@@ -270,7 +274,14 @@ class mailbox {
     try {
       check_open();
       if (p.tail_index_ == kBlock) {
-        auto* b = new typename producer::block;
+        // acquire: pairs with the owner's release in drain_all, so the owner's last reads
+        // of the block happen before this producer writes it again.
+        auto* b = p.spare_.exchange(nullptr, std::memory_order_acquire);
+        if (b == nullptr) {
+          b = new typename producer::block;
+        } else {
+          b->next = nullptr;
+        }
         if (p.tail_block_ == nullptr) {
           // The first block: the owner starts reading here once `pushed_` covers it.
           p.head_block_ = b;
@@ -313,7 +324,9 @@ class mailbox {
           auto* done = p->head_block_;
           p->head_block_ = done->next;
           p->head_index_ = 0;
-          delete done;
+          // release: see push (the producer's acquire); the block displaced, if any, was
+          // handed back by this owner earlier and never taken, so nobody else touches it.
+          delete p->spare_.exchange(done, std::memory_order_acq_rel);
         }
         room += p->head_block_->counted[p->head_index_] ? 1 : 0;
         Msg* m = p->head_block_->at(p->head_index_++);

@@ -39,6 +39,21 @@ using owner_map =
                        absl::flat_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>,
                        absl::node_hash_map<K, V, inner_hash<K, Hash>, inner_eq<K, Eq>>>;
 
+// Starts loading the control bytes and slot a later probe for `key` (hash `h`) reads.
+// Through this wrapper because GCC 12's mod-ref analysis finds absl's prefetch() free of side
+// effects and deletes the call outright (a -DNDEBUG build then prefetches nothing); the
+// wrapper is opaque to that analysis (noipa) and takes absl's body inline (flatten), so the
+// prefetch instructions survive. Clang keeps the call as written.
+#if defined(__GNUC__) && !defined(__clang__)
+#define WARDEN_PREFETCH_WRAPPER __attribute__((noipa, flatten))
+#else
+#define WARDEN_PREFETCH_WRAPPER inline
+#endif
+template <class Map, class Q>
+WARDEN_PREFETCH_WRAPPER void prefetch_probe(const Map& map, const Q& key, std::size_t h) noexcept {
+  map.prefetch(prehashed_key<Q>{&key, h});
+}
+
 // Inserts or assigns `key` (whose hash is `h`) with one probe, moving key and value in. Unlike
 // emplace/insert_or_assign, it calls no Eq once the element is in place (absl's debug builds
 // look a new element up again, and an Eq throwing there would report as failed a write that

@@ -390,7 +390,7 @@ class table_engine {
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kPrefetchDistance < n) {
         const logged& ahead = o.oplog[i + kPrefetchDistance];
-        if (ahead.key) idle_map(ahead.shard).prefetch(prehashed_key<K>{&*ahead.key, ahead.hash});
+        if (ahead.key) prefetch_probe(idle_map(ahead.shard), *ahead.key, ahead.hash);
       }
       logged& e = o.oplog[i];
       try {
@@ -399,8 +399,7 @@ class table_engine {
         must_succeed([&] { failed.push_back(e.shard); }, "recording a shard to rebuild");
       }
     }
-    o.oplog.clear();
-    if (o.oplog.capacity() > kLogKeepCapacity) std::vector<logged>().swap(o.oplog);
+    clear_keeping_working_set(o.oplog, n, kLogKeepCapacity);
     for (std::uint32_t s : failed) resync_shard(o, s, /*reapply_log=*/false);
     o.idle_ready = true;
 #if WARDEN_CHECK_COPIES
@@ -619,8 +618,7 @@ class table_engine {
                                          .count()));
     }
     for (call_t* c : o.replies) complete(*c);
-    o.replies.clear();
-    if (o.replies.capacity() > kLogKeepCapacity) std::vector<call_t*>().swap(o.replies);
+    clear_keeping_working_set(o.replies, o.replies.size(), kLogKeepCapacity);
     for (auto& l : o.load_wakes) l->publish();
     o.load_wakes.clear();
   }
@@ -641,9 +639,9 @@ class table_engine {
   // writes overlap instead of coming one after another.
   void prefetch_write(const message& m) {
     if (auto* p = std::get_if<put_op>(&m.op)) {
-      idle_map(shard_of(p->hash)).prefetch(prehashed_key<K>{&p->key.get(), p->hash});
+      prefetch_probe(idle_map(shard_of(p->hash)), p->key.get(), p->hash);
     } else if (auto* e = std::get_if<erase_op>(&m.op)) {
-      idle_map(shard_of(e->hash)).prefetch(prehashed_key<K>{&e->key.get(), e->hash});
+      prefetch_probe(idle_map(shard_of(e->hash)), e->key.get(), e->hash);
     }
   }
 
