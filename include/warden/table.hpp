@@ -687,9 +687,25 @@ class table {
       for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
       throw;
     }
+    // Everything applying (or undoing) the writes could allocate, reserved before the first.
     std::vector<std::size_t> marks;
-    marks.reserve(e.owners.size());
-    for (auto& o : e.owners) marks.push_back(e.checkpoint(*o));
+    try {
+      marks.resize(e.owners.size());
+      std::vector<std::size_t> per_owner(e.owners.size());
+      std::vector<std::size_t> puts_per_shard(e.shard_mask + 1);
+      for (auto& [o, p] : writes) {
+        ++per_owner[o->index];
+        if (p.value) ++puts_per_shard[e.shard_of(p.hash)];
+      }
+      for (auto& o : e.owners) {
+        if (per_owner[o->index] != 0)
+          e.reserve_all_or_nothing(*o, per_owner[o->index], puts_per_shard);
+      }
+    } catch (...) {
+      for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
+      throw;
+    }
+    for (std::size_t i = 0; i < e.owners.size(); ++i) marks[i] = e.begin_undo(*e.owners[i]);
     try {
       for (auto& [o, p] : writes) {
         store st{e, *o};
@@ -700,6 +716,7 @@ class table {
       for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
       throw;
     }
+    for (auto& o : e.owners) e.end_undo(*o);
     for (auto& [o, p] : writes) o->state.finish(p);
     for (auto& o : e.owners) {
       store st{e, *o};

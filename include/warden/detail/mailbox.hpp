@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "warden/detail/config.hpp"
+#include "warden/detail/hashing.hpp"  // must_succeed
 #include "warden/detail/sync.hpp"
 #include "warden/error.hpp"
 
@@ -320,6 +321,7 @@ class mailbox {
       const std::uint64_t avail = p->pushed_.load(std::memory_order_seq_cst);
       if (avail == p->popped_) continue;
       for (; p->popped_ != avail; ++p->popped_) {
+        if (out.size() == out.capacity() && !make_room(out, taken)) break;
         if (p->head_index_ == kBlock) {
           auto* done = p->head_block_;
           p->head_block_ = done->next;
@@ -330,7 +332,7 @@ class mailbox {
         }
         room += p->head_block_->counted[p->head_index_] ? 1 : 0;
         Msg* m = p->head_block_->at(p->head_index_++);
-        must_push(out, std::move(*m));
+        out.push_back(std::move(*m));  // room made above: cannot throw
         m->~Msg();
         ++taken;
       }
@@ -341,14 +343,19 @@ class mailbox {
     return taken != 0;
   }
 
-  static void must_push(std::vector<Msg>& out, Msg&& m) noexcept {
-    // Out of memory for the batch vector: nothing correct can follow (the message is out of
-    // its queue already), so the owner stops here, as it would for its own allocations.
+  // Grows the batch vector before a message leaves its queue, so that running out of memory
+  // loses nothing: with messages taken already, the batch ends here (the rest wait for the
+  // next drain); with none, the owner retries (must_succeed), as for its other allocations.
+  static bool make_room(std::vector<Msg>& out, std::size_t taken) noexcept {
+    const std::size_t want = std::max<std::size_t>(64, out.capacity() * 2);
     try {
-      out.push_back(std::move(m));
+      out.reserve(want);
+      return true;
     } catch (...) {
-      std::terminate();
+      if (taken != 0) return false;
     }
+    must_succeed([&] { out.reserve(want); }, "growing the owner's batch");
+    return true;
   }
 
   // Claims room for one cast; false (nothing claimed) when the mailbox is full. A failed

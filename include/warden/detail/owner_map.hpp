@@ -14,6 +14,7 @@
 #include <absl/container/node_hash_map.h>
 
 #include "warden/detail/hashing.hpp"
+#include "warden/detail/map_growth.hpp"
 
 namespace warden::detail {
 
@@ -58,13 +59,12 @@ WARDEN_PREFETCH_WRAPPER void prefetch_probe(const Map& map, const Q& key, std::s
 // emplace/insert_or_assign, it calls no Eq once the element is in place (absl's debug builds
 // look a new element up again, and an Eq throwing there would report as failed a write that
 // was made). Strong guarantee when V's move assignment does not throw: an exception from Eq
-// in the probe leaves the map as it was. Running out of memory here is fatal: the abseil that
-// Debian 12 ships (LTS 2022-06-23) records a growth's new capacity before it allocates, so a
-// failed growth leaves a map that cannot even be destroyed (it would free memory it never
-// owned; found by a failing-allocator test). Terminating with a message beats corrupting the
-// heap or publishing a broken copy.
+// in the probe, or std::bad_alloc from growing (grow_ahead), leaves the map as it was. A node
+// map that cannot allocate the node itself is fatal (absl has already claimed the slot):
+// terminating with a message beats corrupting the heap or publishing a broken copy.
 template <class Map, class K, class V>
 void upsert(Map& map, std::size_t h, K&& key, V&& value) {
+  grow_ahead(map, 1);
   bool inserted = false;
   auto it = [&] {
     try {
@@ -74,7 +74,7 @@ void upsert(Map& map, std::size_t h, K&& key, V&& value) {
                                 construct(std::move(key), std::move(value));
                               });
     } catch (const std::bad_alloc&) {
-      std::fputs("warden: out of memory growing an owner's map; cannot continue\n", stderr);
+      std::fputs("warden: out of memory for a node of an owner's map; cannot continue\n", stderr);
       std::terminate();
     }
   }();

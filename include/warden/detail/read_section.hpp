@@ -49,6 +49,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include "warden/detail/config.hpp"
+#include "warden/detail/map_growth.hpp"
 #include "warden/detail/sync.hpp"
 #include "warden/detail/thread_state.hpp"
 #include "warden/error.hpp"
@@ -346,6 +347,7 @@ class slot_list {
     cache_slot* s = cached.serial == serial_ ? cached.slot : nullptr;
     if (s == nullptr) {
       std::lock_guard lock(mutex_);
+      grow_ahead(by_record_, 1);  // a growth that fails must fail outside the map (map_growth.hpp)
       auto [it, inserted] = by_record_.try_emplace(&rec, nullptr);
       if (inserted) {
         try {

@@ -135,6 +135,13 @@ class table_engine {
     std::optional<K> key;        // all but clear_kind
   };
 
+  // What a key held before a write applied all or nothing (nullopt: it was absent); the key
+  // is the one in oplog[log_index].
+  struct undo_record {
+    std::size_t log_index;
+    std::optional<entry> old;
+  };
+
   // The owner's view of its idle copies, as owner_state's Store.
   struct store {
     table_engine& e;
@@ -169,8 +176,10 @@ class table_engine {
     const std::uint32_t index;
     std::vector<std::uint32_t> shards;  // the shards this owner writes
     state_type state;
-    std::vector<logged> oplog;     // writes the idle copy has and the published one lacks, or
-                                   // (after a flip) the reverse
+    std::vector<logged> oplog;      // writes the idle copy has and the published one lacks, or
+                                    // (after a flip) the reverse
+    std::vector<undo_record> undo;  // see reserve_all_or_nothing
+    bool undoing = false;
     bool idle_ready = true;        // the idle copy equals the published one
     bool dirty = false;            // the idle copy has unpublished writes
     bool records_pending = false;  // the last drain of access records found some
@@ -464,7 +473,8 @@ class table_engine {
     must_succeed(
         [&] {
           const map_type& src = published_map(pub, s);
-          map_type fresh(src.size(), src.hash_function(), src.key_eq());
+          // Capacity for src at 25/32 full, so that the inserts below never grow it.
+          map_type fresh(src.size() * 32 / 25 + 1, src.hash_function(), src.key_eq());
           for (const auto& [k, v] : src) {
             K key(k);
             entry value(v);
@@ -500,24 +510,39 @@ class table_engine {
 
   // Applies one write to the idle copy of its shard and logs it for the replay. Strong
   // guarantee: the log entry is copied before the map is touched, and the map receives only
-  // moves; if the map operation still throws (Eq in a probe, out of memory), the entry is
-  // dropped and the shard rebuilt.
+  // moves; a map operation that throws (Eq in a probe, out of memory growing) leaves the map
+  // as it was (owner_map.hpp), and the log entry is dropped. Between begin_undo and end_undo
+  // it also keeps what the key held, moved out, for rollback().
   void write(owner& o, std::size_t h, K&& key, entry&& value) {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
     o.oplog.push_back(logged{logged::upsert_kind, s, h, 0, value, key});
+    map_type& m = idle_map(s);
     try {
-      upsert(idle_map(s), h, std::move(key), std::move(value));
+      if (!o.undoing) {
+        upsert(m, h, std::move(key), std::move(value));
+      } else if (auto it = m.find(prehashed_key<K>{&key, h}); it != m.end()) {
+        o.undo.push_back(undo_record{o.oplog.size() - 1, std::move(it->second)});  // reserved
+        it->second = std::move(value);
+      } else {
+        o.undo.push_back(undo_record{o.oplog.size() - 1, std::nullopt});  // reserved
+        try {
+          upsert(m, h, std::move(key), std::move(value));
+        } catch (...) {
+          o.undo.pop_back();
+          throw;
+        }
+      }
     } catch (...) {
       o.oplog.pop_back();
-      resync_shard(o, s, /*reapply_log=*/true);
       throw;
     }
     o.dirty = true;
   }
 
   // Removes `key` from the idle copy; the key moves into the log. Cannot fail: a throwing
-  // Eq is retried (hashing.hpp), out of memory for the log ends the owner.
+  // Eq is retried (hashing.hpp), out of memory for the log ends the owner (never inside
+  // begin_undo/end_undo, whose log and undo records are reserved).
   void remove(owner& o, std::size_t h, K&& key) noexcept {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
@@ -525,7 +550,17 @@ class table_engine {
     // Strong guarantee (logged moves without throwing): a retry still has the key.
     must_succeed([&] { o.oplog.push_back(std::move(entry)); }, "logging an erase");
     const K& k = *o.oplog.back().key;
-    must_succeed([&] { idle_map(s).erase(prehashed_key<K>{&k, h}); }, "erasing a key (Eq)");
+    map_type& m = idle_map(s);
+    must_succeed(
+        [&] {
+          auto it = m.find(prehashed_key<K>{&k, h});
+          if (it == m.end()) return;
+          if (o.undoing) {
+            o.undo.push_back(undo_record{o.oplog.size() - 1, std::move(it->second)});  // reserved
+          }
+          m.erase(it);
+        },
+        "erasing a key (Eq)");
     o.dirty = true;
   }
 
@@ -557,16 +592,51 @@ class table_engine {
     o.dirty = true;
   }
 
-  // Checkpoint and rollback of the idle copies, for writes applied all or nothing.
-  std::size_t checkpoint(const owner& o) const noexcept { return o.oplog.size(); }
+  // ---- writes applied all or nothing (a transaction, restore) ------------------------------
+  // reserve_all_or_nothing(o, writes, puts_per_shard) readies o's idle copies and reserves all
+  // that `writes` writes (with puts_per_shard[s] inserts into shard s) may allocate: log
+  // entries, undo records and map room (grow_ahead). It throws (std::bad_alloc) having changed
+  // nothing a reader or a later batch depends on. Then begin_undo; the writes, each moving
+  // what its key held into an undo record; and end_undo, or rollback, which puts those back
+  // in reverse order with moves alone: it allocates nothing, and its re-inserts find room,
+  // since each map was at least that full during the writes.
+  void reserve_all_or_nothing(owner& o, std::size_t writes,
+                              const std::vector<std::size_t>& puts_per_shard) {
+    ensure_idle_ready(o);
+    o.oplog.reserve(o.oplog.size() + writes);
+    o.undo.reserve(writes);
+    for (std::uint32_t s : o.shards) {
+      if (puts_per_shard[s] != 0) grow_ahead(idle_map(s), puts_per_shard[s]);
+    }
+  }
+  std::size_t begin_undo(owner& o) noexcept {
+    o.undo.clear();
+    o.undoing = true;
+    return o.oplog.size();
+  }
+  void end_undo(owner& o) noexcept {
+    o.undoing = false;
+    o.undo.clear();
+  }
   void rollback(owner& o, std::size_t mark) noexcept {
-    if (o.oplog.size() == mark) return;
-    std::vector<std::uint32_t> undo;
-    for (std::size_t j = mark; j < o.oplog.size(); ++j) {
-      must_succeed([&] { undo.push_back(o.oplog[j].shard); }, "recording a shard to rebuild");
+    for (auto u = o.undo.rbegin(); u != o.undo.rend(); ++u) {
+      logged& l = o.oplog[u->log_index];
+      map_type& m = idle_map(l.shard);
+      must_succeed(
+          [&] {
+            auto it = m.find(prehashed_key<K>{&*l.key, l.hash});
+            if (!u->old) {
+              if (it != m.end()) m.erase(it);
+            } else if (it != m.end()) {
+              it->second = std::move(*u->old);
+            } else {
+              upsert(m, l.hash, std::move(*l.key), std::move(*u->old));
+            }
+          },
+          "rolling back a transaction (Eq)");
     }
     o.oplog.erase(o.oplog.begin() + static_cast<std::ptrdiff_t>(mark), o.oplog.end());
-    for (std::uint32_t s : undo) resync_shard(o, s, /*reapply_log=*/true);
+    end_undo(o);
   }
 
   // Publishes the owners in `mask` (whose states' changes form one batch), then completes

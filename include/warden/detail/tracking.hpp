@@ -21,6 +21,7 @@
 
 #include "warden/detail/entry.hpp"
 #include "warden/detail/hashing.hpp"
+#include "warden/detail/map_growth.hpp"
 
 namespace warden::detail {
 
@@ -78,6 +79,7 @@ class tracking {
     nodes_[n].write_deadline = kNever;
     nodes_[n].fixed_ttl = false;
     try {
+      grow_ahead(index_, 1);  // a growth that fails must fail outside the set (map_growth.hpp)
       index_.insert(n);
     } catch (...) {
       release(n);

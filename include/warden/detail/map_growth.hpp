@@ -1,0 +1,53 @@
+// Growth of absl's hash maps that fails cleanly, for every map warden's owners (and its
+// reader registry) insert into.
+//
+// The abseil that Debian 12 ships (LTS 2022-06-23) records a growth's new capacity before it
+// allocates, so a growth that runs out of memory leaves a map that cannot even be destroyed (it
+// would free memory it never owned; found by a failing-allocator test). Owners therefore never let
+// absl grow a map on its own: before an insert, grow_ahead makes room in a fresh map first (the
+// only allocation), moves the elements over as node handles (no copies, no allocation: its capacity
+// is reserved) and swaps it in. absl reallocates on insert only when the map is over 25/32 full
+// (below that it reuses tombstones in place), so keeping every map at or under 25/32 full after the
+// insert means absl never reallocates. Maps therefore grow at 78% full rather than absl's 87.5%.
+// Throws std::bad_alloc having changed nothing (a fresh map whose growth failed is leaked,
+// not destroyed: see above). Node maps still allocate a node per insert (owner_map.hpp).
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+
+#include "warden/detail/hashing.hpp"
+
+namespace warden::detail {
+
+template <class Map>
+bool needs_growth(const Map& map, std::size_t extra) noexcept {
+  return (map.size() + extra) * 32 > map.capacity() * 25;
+}
+
+template <class Map>
+void grow_ahead(Map& map, std::size_t extra) {
+  if (!needs_growth(map, extra)) return;
+  const std::size_t cap = map.capacity();
+  const std::size_t want = map.size() + extra;
+  // Room for `want` at 25/32 full, and at least a doubling (absl's own step), so growth stays
+  // amortized O(1) per insert.
+  const std::size_t target = std::max(want + want / 7 + 1, cap - cap / 8 + 1);
+  auto fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
+  try {
+    fresh->reserve(target);
+  } catch (...) {
+    (void)fresh.release();  // half-grown: destroying it would free memory it never owned
+    throw;
+  }
+  for (auto it = map.begin(); it != map.end();) {
+    auto node = map.extract(it++);
+    // Hash: retried inside; Eq (called on a 7-bit hash collision) may throw, with the node
+    // still held: retried.
+    must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a grown map (Eq)");
+  }
+  map = std::move(*fresh);
+}
+
+}  // namespace warden::detail
