@@ -99,6 +99,7 @@ struct actor_engine {
             e.map.erase(it);
           },
           "erasing a key (Eq)");
+      if (!e.undoing) shrink_if_sparse(e.map);
     }
     void set_deadline(const K& key, std::size_t h, std::int64_t d) noexcept {
       must_succeed(

@@ -1,5 +1,5 @@
 // Growth of absl's hash maps that fails cleanly, for every map warden's owners (and its
-// reader registry) insert into.
+// reader registry) insert into, and shrinking after mass erasure.
 //
 // The abseil that Debian 12 ships (LTS 2022-06-23) records a growth's new capacity before it
 // allocates, so a growth that runs out of memory leaves a map that cannot even be destroyed (it
@@ -46,6 +46,33 @@ void grow_ahead(Map& map, std::size_t extra) {
     // Hash: retried inside; Eq (called on a 7-bit hash collision) may throw, with the node
     // still held: retried.
     must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a grown map (Eq)");
+  }
+  map = std::move(*fresh);
+}
+
+// Gives memory back after mass erasure (absl never shrinks on erase): a map of at least
+// kShrinkMinCapacity slots that is under 1/8 full is rebuilt at about 1/4 to 1/2 full, the same
+// way grow_ahead grows one. The gap between 1/8 and the rebuilt load keeps a map that hovers
+// at one size from shrinking and growing in turn; the cost, O(size) once the map has lost 7/8
+// of its capacity in erasures, is amortized over those erasures. Best effort: out of memory
+// leaves the map as it was. Never call it while a rollback may still need the room (undo).
+inline constexpr std::size_t kShrinkMinCapacity = 128;
+
+template <class Map>
+void shrink_if_sparse(Map& map) noexcept {
+  const std::size_t cap = map.capacity();
+  if (cap < kShrinkMinCapacity || map.size() * 8 >= cap) return;
+  std::unique_ptr<Map> fresh;
+  try {
+    fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
+    fresh->reserve(map.size() * 2);
+  } catch (...) {
+    (void)fresh.release();  // possibly half-grown: see grow_ahead
+    return;
+  }
+  for (auto it = map.begin(); it != map.end();) {
+    auto node = map.extract(it++);
+    must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a shrunk map (Eq)");
   }
   map = std::move(*fresh);
 }

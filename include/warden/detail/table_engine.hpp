@@ -451,6 +451,7 @@ class table_engine {
         break;
       case logged::erase_kind:
         m.erase(prehashed_key<K>{&*e.key, e.hash});
+        shrink_if_sparse(m);
         break;
       case logged::deadline_kind:
         if (auto it = m.find(prehashed_key<K>{&*e.key, e.hash}); it != m.end()) {
@@ -561,6 +562,7 @@ class table_engine {
           m.erase(it);
         },
         "erasing a key (Eq)");
+    if (!o.undoing) shrink_if_sparse(m);
     o.dirty = true;
   }
 
