@@ -135,6 +135,10 @@ inline constexpr const char* subject_name<tbb_map<u64, u64>> = "tbb";
 template <>
 inline constexpr const char* subject_name<cuckoo_map<u64, u64>> = "cuckoo";
 #endif
+#if defined(WARDEN_HAVE_BOOST_CFM) && WARDEN_HAVE_BOOST_CFM
+template <>
+inline constexpr const char* subject_name<boost_cfm<u64, u64>> = "boost_cfm";
+#endif
 #if defined(WARDEN_HAVE_CAF) && WARDEN_HAVE_CAF
 template <>
 inline constexpr const char* subject_name<caf_actor<u64, u64>> = "caf";

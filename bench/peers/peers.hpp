@@ -5,7 +5,7 @@
 //
 // so that each benchmark is written once, as a template over the cache type. Peers whose
 // library may be missing are included only when CMake found it (the warden_bench_peers target
-// defines WARDEN_HAVE_TBB, WARDEN_HAVE_LIBCUCKOO, WARDEN_HAVE_CAF).
+// defines WARDEN_HAVE_TBB, WARDEN_HAVE_LIBCUCKOO, WARDEN_HAVE_BOOST_CFM, WARDEN_HAVE_CAF).
 #pragma once
 
 #include <cstdint>
@@ -17,6 +17,9 @@
 #endif
 #if defined(WARDEN_HAVE_LIBCUCKOO) && WARDEN_HAVE_LIBCUCKOO
 #include "peers/cuckoo_map.hpp"
+#endif
+#if defined(WARDEN_HAVE_BOOST_CFM) && WARDEN_HAVE_BOOST_CFM
+#include "peers/boost_cfm.hpp"
 #endif
 #if defined(WARDEN_HAVE_CAF) && WARDEN_HAVE_CAF
 #include "peers/caf_actor.hpp"
@@ -52,6 +55,11 @@ using cuckoo_peers = type_list<cuckoo_map<u64, u64>>;
 #else
 using cuckoo_peers = type_list<>;
 #endif
+#if defined(WARDEN_HAVE_BOOST_CFM) && WARDEN_HAVE_BOOST_CFM
+using boost_peers = type_list<boost_cfm<u64, u64>>;
+#else
+using boost_peers = type_list<>;
+#endif
 #if defined(WARDEN_HAVE_CAF) && WARDEN_HAVE_CAF
 using caf_peers = type_list<caf_actor<u64, u64>>;
 #else
@@ -68,7 +76,7 @@ using u64_peers =
                                             shared_mutex_map<std::uint64_t, std::uint64_t>,
                                             mutex_map<std::uint64_t, std::uint64_t>>,
                                   peers_detail::tbb_peers, peers_detail::cuckoo_peers,
-                                  peers_detail::caf_peers>::type;
+                                  peers_detail::boost_peers, peers_detail::caf_peers>::type;
 
 // Calls f.template operator()<Cache>() for each type in the list, in order, e.g.
 //   for_each_cache(u64_peers{}, []<class Cache>() { register_benchmarks<Cache>(); });
