@@ -37,10 +37,11 @@ SUBJECTS = [
     ("mutex", "mutex"),
     ("tbb", "tbb"),
     ("cuckoo", "cuckoo"),
+    ("boost_cfm", "boost"),
     ("caf", "caf"),
 ]
 # Peers for "table / best peer": the thread-safe ones. `unsync` is the reference, not a peer.
-PEERS = ["shared_mutex", "mutex", "tbb", "cuckoo", "caf"]
+PEERS = ["shared_mutex", "mutex", "tbb", "cuckoo", "boost_cfm", "caf"]
 
 
 SUITES = ("reads", "mix", "ops", "latency", "memory")
@@ -440,7 +441,7 @@ STYLE = {"table": ("#7b2cbf", 3), "table_pinned": ("#c77dff", 3), "table_sym": (
          "any_table": ("#4895ef", 2),
          "actor": ("#f77f00", 3), "unsync": ("#9e9e9e", 2), "shared_mutex": ("#2a9d8f", 1.5),
          "mutex": ("#e63946", 1.5), "tbb": ("#222222", 1.5), "cuckoo": ("#8d6e63", 1.5),
-         "caf": ("#06d6a0", 1.5)}
+         "boost_cfm": ("#fb8500", 1.5), "caf": ("#06d6a0", 1.5)}
 
 
 def plot_threads(records, results_dir, family, panels, out, title):
@@ -528,7 +529,7 @@ def plots(records, results_dir):
 
 # Peers' names as the headline prints them.
 PEER_NAMES = {"shared_mutex": "shared_mutex", "mutex": "mutex", "tbb": "tbb",
-              "cuckoo": "libcuckoo", "caf": "caf"}
+              "cuckoo": "libcuckoo", "boost_cfm": "boost_cfm", "caf": "caf"}
 
 
 def headline_report(results_dir, md_path):
@@ -587,7 +588,8 @@ def headline_report(results_dir, md_path):
         "Medians of the repetitions (bytes: one fill). table vs best peer > 1: the table is "
         "better (throughput: table / peer; latency and bytes: peer / table).",
         "Peers measured: %s (shared_mutex, mutex: absl::flat_hash_map behind that lock; tbb: "
-        "tbb::concurrent_hash_map; libcuckoo: cuckoohash_map). unsync: absl::flat_hash_map with "
+        "tbb::concurrent_hash_map; libcuckoo: cuckoohash_map; boost_cfm: boost::concurrent_flat_map, "
+        "when Boost >= 1.83 headers were found). unsync: absl::flat_hash_map with "
         "no synchronization, read-only when threads > 1, absent where another thread writes."
         % ", ".join(PEER_NAMES[p] for p in peers),
     ]
