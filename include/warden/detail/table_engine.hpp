@@ -16,7 +16,8 @@
 // completes the batch's calls. Each write is thus applied twice (once copied, once moved on
 // replay), and the memory is two maps: the price of reads that never wait and never retry.
 // Replay is deterministic: it repeats the logged map operations in order, with the logged
-// values, so the copies never diverge (a probe where Eq throws rebuilds that shard instead).
+// values, so the copies never diverge (a probe where Eq throws rebuilds that shard instead;
+// replay_log.hpp).
 //
 // Operations across owners (transact, erase_if, clear, restore with owners > 1) stop every
 // owner at a barrier: the caller numbers it and posts one part to each owner (under
@@ -59,6 +60,7 @@
 #include "warden/detail/owner_state.hpp"
 #include "warden/detail/publication.hpp"
 #include "warden/detail/read_section.hpp"
+#include "warden/detail/replay_log.hpp"
 #include "warden/detail/thread_state.hpp"
 #include "warden/options.hpp"
 #include "warden/transaction.hpp"
@@ -124,16 +126,10 @@ class table_engine {
     std::uint64_t generation = 0;
   };
 
-  // A map operation applied to the idle copy, kept to replay onto the other copy.
-  struct logged {
-    enum kind_t : std::uint8_t { upsert_kind, erase_kind, deadline_kind, clear_kind };
-    kind_t kind;
-    std::uint32_t shard;
-    std::size_t hash;
-    std::int64_t deadline;       // deadline_kind
-    std::optional<entry> value;  // upsert_kind
-    std::optional<K> key;        // all but clear_kind
-  };
+  // A map operation applied to the idle copy, kept to replay onto the other copy
+  // (replay_log.hpp).
+  using logged =
+      log_entry<K, logged_upsert<K, entry>, logged_erase<K>, logged_deadline<K>, logged_clear>;
 
   // What a key held before a write applied all or nothing (nullopt: it was absent); the key
   // is the one in oplog[log_index].
@@ -399,17 +395,17 @@ class table_engine {
     for (std::size_t i = 0; i < n; ++i) {
       if (i + kPrefetchDistance < n) {
         const logged& ahead = o.oplog[i + kPrefetchDistance];
-        if (ahead.key) prefetch_probe(idle_map(ahead.shard), *ahead.key, ahead.hash);
+        if (const K* k = ahead.key()) prefetch_probe(idle_map(ahead.shard), *k, ahead.hash);
       }
       logged& e = o.oplog[i];
       try {
-        replay(e);
+        e.replay(idle_map(e.shard));
       } catch (...) {
         must_succeed([&] { failed.push_back(e.shard); }, "recording a shard to rebuild");
       }
     }
     clear_keeping_working_set(o.oplog, n, kLogKeepCapacity);
-    for (std::uint32_t s : failed) resync_shard(o, s, /*reapply_log=*/false);
+    for (std::uint32_t s : failed) resync_shard(s);
     o.idle_ready = true;
 #if WARDEN_CHECK_COPIES
     check_copies_agree(o);
@@ -443,33 +439,11 @@ class table_engine {
   }
 #endif
 
-  void replay(logged& e) {
-    map_type& m = idle_map(e.shard);
-    switch (e.kind) {
-      case logged::upsert_kind:
-        upsert(m, e.hash, std::move(*e.key), std::move(*e.value));
-        break;
-      case logged::erase_kind:
-        m.erase(prehashed_key<K>{&*e.key, e.hash});
-        shrink_if_sparse(m);
-        break;
-      case logged::deadline_kind:
-        if (auto it = m.find(prehashed_key<K>{&*e.key, e.hash}); it != m.end()) {
-          it->second.deadline = e.deadline;
-        }
-        break;
-      case logged::clear_kind:
-        m.clear();
-        break;
-    }
-  }
-
-  // Makes the idle copy of `s` equal to the published one (plus, if `reapply_log`, the
-  // current batch's log), by building a fresh map: every copy is made outside the map, which
-  // this absl version does not keep consistent when a copy throws inside an insert.
-  // Publishing a divergent copy would hand readers a state that never was, so this must
-  // succeed (see must_succeed).
-  void resync_shard(owner& o, std::size_t s, bool reapply_log) noexcept {
+  // Makes the idle copy of `s` equal to the published one (after a replay that failed there),
+  // by building a fresh map: every copy is made outside the map, which this absl version does
+  // not keep consistent when a copy throws inside an insert. Publishing a divergent copy would
+  // hand readers a state that never was, so this must succeed (see must_succeed).
+  void resync_shard(std::size_t s) noexcept {
     const std::uint64_t pub = published.owner_view();
     must_succeed(
         [&] {
@@ -480,29 +454,6 @@ class table_engine {
             K key(k);
             entry value(v);
             upsert(fresh, std::move(key), std::move(value));
-          }
-          if (reapply_log) {
-            for (const logged& e : o.oplog) {
-              if (e.shard != s) continue;
-              switch (e.kind) {
-                case logged::upsert_kind: {
-                  K key(*e.key);
-                  entry value(*e.value);
-                  upsert(fresh, std::move(key), std::move(value));
-                  break;
-                }
-                case logged::erase_kind:
-                  fresh.erase(*e.key);
-                  break;
-                case logged::deadline_kind:
-                  if (auto it = fresh.find(*e.key); it != fresh.end())
-                    it->second.deadline = e.deadline;
-                  break;
-                case logged::clear_kind:
-                  fresh.clear();
-                  break;
-              }
-            }
           }
           idle_map(s) = std::move(fresh);
         },
@@ -517,7 +468,7 @@ class table_engine {
   void write(owner& o, std::size_t h, K&& key, entry&& value) {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
-    o.oplog.push_back(logged{logged::upsert_kind, s, h, 0, value, key});
+    o.oplog.push_back(logged{s, h, logged_upsert<K, entry>{key, value}});
     map_type& m = idle_map(s);
     try {
       if (!o.undoing) {
@@ -547,10 +498,10 @@ class table_engine {
   void remove(owner& o, std::size_t h, K&& key) noexcept {
     ensure_idle_ready(o);
     const auto s = static_cast<std::uint32_t>(shard_of(h));
-    logged entry{logged::erase_kind, s, h, 0, std::nullopt, std::move(key)};
+    logged entry{s, h, logged_erase<K>{std::move(key)}};
     // Strong guarantee (logged moves without throwing): a retry still has the key.
     must_succeed([&] { o.oplog.push_back(std::move(entry)); }, "logging an erase");
-    const K& k = *o.oplog.back().key;
+    const K& k = *o.oplog.back().key();
     map_type& m = idle_map(s);
     must_succeed(
         [&] {
@@ -574,7 +525,7 @@ class table_engine {
           map_type& m = idle_map(s);
           auto it = m.find(prehashed_key<K>{&key, h});
           if (it == m.end()) return;
-          o.oplog.push_back(logged{logged::deadline_kind, s, h, d, std::nullopt, key});
+          o.oplog.push_back(logged{s, h, logged_deadline<K>{key, d}});
           it->second.deadline = d;
         },
         "extending an entry's deadline");
@@ -584,11 +535,7 @@ class table_engine {
   void clear_owner(owner& o) noexcept {
     ensure_idle_ready(o);
     for (std::uint32_t s : o.shards) {
-      must_succeed(
-          [&] {
-            o.oplog.push_back(logged{logged::clear_kind, s, 0, 0, std::nullopt, std::nullopt});
-          },
-          "logging a clear");
+      must_succeed([&] { o.oplog.push_back(logged{s, 0, logged_clear{}}); }, "logging a clear");
       idle_map(s).clear();
     }
     o.dirty = true;
@@ -623,16 +570,17 @@ class table_engine {
   void rollback(owner& o, std::size_t mark) noexcept {
     for (auto u = o.undo.rbegin(); u != o.undo.rend(); ++u) {
       logged& l = o.oplog[u->log_index];
+      K& key = *l.key();  // the log's own copy, moved out at most once
       map_type& m = idle_map(l.shard);
       must_succeed(
           [&] {
-            auto it = m.find(prehashed_key<K>{&*l.key, l.hash});
+            auto it = m.find(prehashed_key<K>{&key, l.hash});
             if (!u->old) {
               if (it != m.end()) m.erase(it);
             } else if (it != m.end()) {
               it->second = std::move(*u->old);
             } else {
-              upsert(m, l.hash, std::move(*l.key), std::move(*u->old));
+              upsert(m, l.hash, std::move(key), std::move(*u->old));
             }
           },
           "rolling back a transaction (Eq)");
