@@ -1,6 +1,6 @@
-// The backends the fault tests run on, over the fault-injecting key type: the table with one
-// owner, with four shards split between two owners, with a bounded mailbox; the actor, plain
-// and bounded; and any_cache over a sharded table and over an actor.
+// The backends the fault tests run on: the shared list's fault subset (one owner, two, a
+// bounded mailbox; the actor, plain and bounded; any_cache over both), over the
+// fault-injecting key type.
 #pragma once
 
 #include <string>
@@ -9,6 +9,7 @@
 
 #include <warden/warden.hpp>
 
+#include "../support/backends.hpp"
 #include "fault_types.hpp"
 
 namespace warden_faults {
@@ -18,77 +19,19 @@ using ftable = warden::table<fkey, V, fhash, feq>;
 template <class V>
 using factor = warden::actor<fkey, V, fhash, feq>;
 
-struct table_one_owner {
-  static constexpr bool actor_backed = false;
-  static constexpr const char* name = "table_1owner";
+// A configuration from the shared list (tests/support/backends.hpp), over the fault types.
+template <class Maker>
+struct fault_backend {
+  static constexpr bool actor_backed = !Maker::is_table;
+  static constexpr const char* name = Maker::name;
   template <class V>
-  static ftable<V> make() {
-    return ftable<V>({.shards = 16, .owners = 1});
+  static auto make() {
+    return Maker::template make<fkey, V, fhash, feq>();
   }
 };
 
-struct table_sharded {
-  static constexpr bool actor_backed = false;
-  static constexpr const char* name = "table_4shards_2owners";
-  template <class V>
-  static ftable<V> make() {
-    return ftable<V>({.shards = 4, .owners = 2});
-  }
-};
-
-struct table_bounded {
-  static constexpr bool actor_backed = false;
-  static constexpr const char* name = "table_bounded_mailbox";
-  template <class V>
-  static ftable<V> make() {
-    return ftable<V>({.shards = 4, .owners = 2, .mailbox_capacity = 8});
-  }
-};
-
-struct actor_plain {
-  static constexpr bool actor_backed = true;
-  static constexpr const char* name = "actor";
-  template <class V>
-  static factor<V> make() {
-    return factor<V>();
-  }
-};
-
-struct actor_bounded {
-  static constexpr bool actor_backed = true;
-  static constexpr const char* name = "actor_bounded_mailbox";
-  template <class V>
-  static factor<V> make() {
-    return factor<V>({.mailbox_capacity = 8});
-  }
-};
-
-struct any_over_table {
-  static constexpr bool actor_backed = false;
-  static constexpr const char* name = "any_cache_over_table";
-  template <class V>
-  static warden::any_cache<fkey, V> make() {
-    return warden::any_cache<fkey, V>(table_sharded::make<V>());
-  }
-};
-
-struct any_over_actor {
-  static constexpr bool actor_backed = true;
-  static constexpr const char* name = "any_cache_over_actor";
-  template <class V>
-  static warden::any_cache<fkey, V> make() {
-    return warden::any_cache<fkey, V>(actor_plain::make<V>());
-  }
-};
-
-using fault_backends = ::testing::Types<table_one_owner, table_sharded, table_bounded, actor_plain,
-                                        actor_bounded, any_over_table, any_over_actor>;
-
-struct backend_names {
-  template <class T>
-  static std::string GetName(int) {
-    return T::name;
-  }
-};
+using fault_backends =
+    typename warden_test::adapt<fault_backend, warden_test::fault_backends>::type;
+using warden_test::backend_names;
 
 }  // namespace warden_faults

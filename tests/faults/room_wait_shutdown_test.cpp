@@ -14,7 +14,7 @@
 
 #include <warden/warden.hpp>
 
-#include "../unit/backends.hpp"
+#include "../support/backends.hpp"
 
 #if !defined(WARDEN_TEST_DELAY_AFTER_ROOM_WAIT_MS)
 #error "build this test with WARDEN_TEST_DELAY_AFTER_ROOM_WAIT_MS"

@@ -24,6 +24,7 @@
 
 #include <warden/warden.hpp>
 
+#include "../support/backends.hpp"
 #include "fault_types.hpp"
 
 namespace warden_faults {
@@ -71,43 +72,21 @@ struct shard_hash {
   std::size_t operator()(std::uint64_t k) const { return static_cast<std::size_t>(k); }
 };
 
-template <class V>
-using stable = warden::table<std::uint64_t, V, shard_hash>;
-template <class V>
-using sactor = warden::actor<std::uint64_t, V, shard_hash>;
-
-struct table_one_owner_bounded {
-  static constexpr const char* name = "table_1owner_bounded";
-  static stable<witness> make() { return stable<witness>({.shards = 1, .mailbox_capacity = 4}); }
-};
-struct table_two_owners_bounded {
-  static constexpr const char* name = "table_4shards_2owners_bounded";
-  static stable<witness> make() {
-    return stable<witness>({.shards = 4, .owners = 2, .mailbox_capacity = 4});
+// A configuration from the shared list's shutdown subset, over uint64 keys hashed by the
+// identity and witness values, with a mailbox bounded to 4 messages or unbounded.
+inline constexpr char kBoundedSuffix[] = "_bounded";
+template <class Maker>
+struct bounded_backend {
+  static constexpr const char* name =
+      warden_test::composed_name<warden_test::kNoAffix, Maker, kBoundedSuffix>::value;
+  static auto make() {
+    return Maker::template make<std::uint64_t, witness, shard_hash>({.mailbox_capacity = 4});
   }
 };
-struct actor_bounded_maker {
-  static constexpr const char* name = "actor_bounded";
-  static sactor<witness> make() { return sactor<witness>({.mailbox_capacity = 4}); }
-};
-struct table_one_owner_unbounded {
-  static constexpr const char* name = "table_1owner";
-  static stable<witness> make() { return stable<witness>({.shards = 16}); }
-};
-struct table_two_owners_unbounded {
-  static constexpr const char* name = "table_4shards_2owners";
-  static stable<witness> make() { return stable<witness>({.shards = 4, .owners = 2}); }
-};
-struct actor_unbounded_maker {
-  static constexpr const char* name = "actor";
-  static sactor<witness> make() { return sactor<witness>(); }
-};
-
-struct maker_names {
-  template <class T>
-  static std::string GetName(int) {
-    return T::name;
-  }
+template <class Maker>
+struct unbounded_backend {
+  static constexpr const char* name = Maker::name;
+  static auto make() { return Maker::template make<std::uint64_t, witness, shard_hash>(); }
 };
 
 // Waits for `done()` with short sleeps; the watchdog turns a hang into an abort.
@@ -118,9 +97,8 @@ void wait_until(Done done) {
 
 template <class Maker>
 class BusyShutdown : public ::testing::Test {};
-using bounded_makers =
-    ::testing::Types<table_one_owner_bounded, table_two_owners_bounded, actor_bounded_maker>;
-TYPED_TEST_SUITE(BusyShutdown, bounded_makers, maker_names);
+using bounded_makers = warden_test::adapt<bounded_backend, warden_test::shutdown_backends>::type;
+TYPED_TEST_SUITE(BusyShutdown, bounded_makers, warden_test::backend_names);
 
 TYPED_TEST(BusyShutdown, DestroyWithFullMailboxesBlockedProducersAndWaitingCalls) {
   zone_scope as_client(zone::client);
@@ -246,10 +224,10 @@ TYPED_TEST(BusyShutdown, DestroyWithFullMailboxesBlockedProducersAndWaitingCalls
 
 template <class Maker>
 class IdleShutdown : public ::testing::Test {};
-using all_makers =
-    ::testing::Types<table_one_owner_bounded, table_two_owners_bounded, actor_bounded_maker,
-                     table_one_owner_unbounded, table_two_owners_unbounded, actor_unbounded_maker>;
-TYPED_TEST_SUITE(IdleShutdown, all_makers, maker_names);
+using all_makers = warden_test::join<
+    bounded_makers,
+    warden_test::adapt<unbounded_backend, warden_test::shutdown_backends>::type>::type;
+TYPED_TEST_SUITE(IdleShutdown, all_makers, warden_test::backend_names);
 
 // Owners freshly started, parked, or just woken: destruction applies every accepted cast,
 // including those of threads that have already exited.

@@ -15,6 +15,7 @@
 
 #include <warden/warden.hpp>
 
+#include "../support/backends.hpp"
 #include "fault_types.hpp"
 
 namespace warden_faults {
@@ -29,33 +30,19 @@ struct shard_hash {
 };
 
 using table3 = warden::table<std::uint64_t, std::uint64_t, shard_hash>;
-using actor_t = warden::actor<std::uint64_t, std::uint64_t, shard_hash>;
-using any_t = warden::any_cache<std::uint64_t, std::uint64_t>;
 
-struct three_owners {
-  static constexpr const char* name = "table_3owners";
-  static table3 make() { return table3({.shards = 4, .owners = 3}); }
-};
-struct plain_actor {
-  static constexpr const char* name = "actor";
-  static actor_t make() { return actor_t(); }
-};
-struct any_three_owners {
-  static constexpr const char* name = "any_cache_over_table_3owners";
-  static any_t make() { return any_t(three_owners::make()); }
-};
-
-struct maker_names {
-  template <class T>
-  static std::string GetName(int) {
-    return T::name;
-  }
+// A configuration from the shared list's timeout subset, over uint64 keys and values hashed
+// by the identity.
+template <class Maker>
+struct timeout_backend {
+  static constexpr const char* name = Maker::name;
+  static auto make() { return Maker::template make<std::uint64_t, std::uint64_t, shard_hash>(); }
 };
 
 template <class Maker>
 class Timeouts : public ::testing::Test {};
-using makers = ::testing::Types<three_owners, plain_actor, any_three_owners>;
-TYPED_TEST_SUITE(Timeouts, makers, maker_names);
+using makers = warden_test::adapt<timeout_backend, warden_test::timeout_backends>::type;
+TYPED_TEST_SUITE(Timeouts, makers, warden_test::backend_names);
 
 TYPED_TEST(Timeouts, CancelledCleanlyWhileEveryOwnerIsBlocked) {
   watchdog dog(std::string("timeouts ") + TypeParam::name, 60s);

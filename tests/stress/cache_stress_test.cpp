@@ -25,7 +25,7 @@
 #include <thread>
 #include <vector>
 
-#include "../unit/backends.hpp"
+#include "../support/backends.hpp"
 
 namespace warden_test {
 namespace {
@@ -119,7 +119,6 @@ class CacheStress : public ::testing::Test {
     return Maker::template make<K, V>(o);
   }
 };
-using stress_backends = ::testing::Types<table_default, table_sharded, actor_default>;
 TYPED_TEST_SUITE(CacheStress, stress_backends, backend_names);
 
 // ---- the size bound ---------------------------------------------------------------------------

@@ -27,7 +27,7 @@
 #include <utility>
 #include <vector>
 
-#include "backends.hpp"
+#include "../support/backends.hpp"
 
 namespace warden_test {
 
@@ -105,11 +105,5 @@ class CacheContract : public ::testing::Test {
     return Maker::template make<K, V>(o);
   }
 };
-
-// The cache features are the same code on every table configuration, so the contract runs
-// on fewer of them than the core contract suite: one and several owners, a bounded mailbox,
-// the actor, and any_cache over a sharded table and over the actor.
-using cache_backends = ::testing::Types<table_default, table_sharded, table_bounded, actor_default,
-                                        erased<table_sharded>, erased<actor_default>>;
 
 }  // namespace warden_test

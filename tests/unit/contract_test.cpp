@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends.hpp"
+#include "../support/backends.hpp"
 
 namespace warden_test {
 namespace {

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends.hpp"
+#include "../support/backends.hpp"
 
 namespace warden_test {
 namespace {

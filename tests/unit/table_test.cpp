@@ -14,7 +14,7 @@
 
 #include <warden/warden.hpp>
 
-#include "backends.hpp"
+#include "../support/backends.hpp"
 
 namespace {
 
