@@ -586,6 +586,7 @@ class actor {
     using R = std::invoke_result_t<Fn&, engine&>;
     engine& e = checked();
     detail::thread_record& rec = not_on_owner(e);
+    e.check_not_on_pool("a call");
     if (e.change_feed->bounded() && e.change_feed->on_notifier_thread()) {
       throw reentrancy_error("a call from a subscriber of an actor with a bounded change feed");
     }
@@ -646,7 +647,9 @@ class actor {
     if (e.change_feed->on_notifier_thread()) {
       e.thread.box().push_call(q, std::move(m));  // a subscriber's cast never waits for room
     } else {
-      e.thread.box().push_cast(q, std::move(m), [] {});
+      e.thread.box().push_cast(q, std::move(m), [&] {
+        e.check_not_on_pool("a cast waiting for room in a full mailbox");
+      });
     }
     return true;
   }

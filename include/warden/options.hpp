@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
 namespace warden {
 
 class clock;
+class owner_pool;
 
 struct table_options {
   // Number of shards (a power of two, 1..65536). More shards bound the pause of a rehash and
@@ -47,6 +49,9 @@ struct table_options {
   // room (push-back on the owners instead of growth); 0 = unbounded, the default, so that a
   // slow subscriber never slows writes down (stats().feed_queued shows it falling behind).
   std::size_t feed_capacity = 0;
+  // Owner threads shared with other caches (owner_pool.hpp); null = this table's own
+  // `owners` threads. A pooled table has one owner (owners == 1).
+  std::shared_ptr<owner_pool> pool{};
 };
 
 struct actor_options {
@@ -69,6 +74,8 @@ struct actor_options {
   // room (push-back on the owners instead of growth); 0 = unbounded, the default, so that a
   // slow subscriber never slows writes down (stats().feed_queued shows it falling behind).
   std::size_t feed_capacity = 0;
+  // Owner threads shared with other caches (owner_pool.hpp); null = a thread of its own.
+  std::shared_ptr<owner_pool> pool{};
 };
 
 namespace detail {
@@ -95,6 +102,12 @@ inline void validate(const table_options& o) {
         "warden::table_options::owners must satisfy 1 <= owners <= shards and owners <= " +
         std::to_string(kMaxOwners) + ", got owners=" + std::to_string(o.owners) +
         " with shards=" + std::to_string(o.shards));
+  }
+  if (o.pool != nullptr && o.owners != 1) {
+    throw std::invalid_argument(
+        "warden::table_options::owners must be 1 with a pool (a barrier across several owners "
+        "could wait for a pool thread held by another), got owners=" +
+        std::to_string(o.owners));
   }
   if (o.max_size != 0 && o.max_size < o.owners) {
     throw std::invalid_argument(

@@ -641,6 +641,7 @@ class table {
       box.push_call(q, std::move(m));  // a subscriber's cast never waits for room
     } else {
       box.push_cast(q, std::move(m), [&] {
+        e.check_not_on_pool("a cast waiting for room in a full mailbox");
         if (slot.held_by_caller()) {
           throw reentrancy_error(
               "a cast waiting for room in a full mailbox inside a snapshot or pin of the same "

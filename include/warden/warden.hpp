@@ -9,6 +9,7 @@
 #include "warden/codec.hpp"
 #include "warden/error.hpp"
 #include "warden/options.hpp"
+#include "warden/owner_pool.hpp"
 #include "warden/stats.hpp"
 #include "warden/table.hpp"
 #include "warden/transaction.hpp"

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <latch>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -90,6 +91,36 @@ struct actor_config {
   }
 };
 
+// The pool every pooled configuration shares: two threads, as on the machine CI runs on.
+inline std::shared_ptr<warden::owner_pool> shared_test_pool() {
+  static const auto pool = std::make_shared<warden::owner_pool>(2);
+  return pool;
+}
+
+// A table and an actor whose owners run on shared_test_pool().
+struct table_pooled {
+  static constexpr const char* name = "table_on_a_pool";
+  static constexpr bool is_table = true;
+  static constexpr std::size_t owners = 1;
+  template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
+  static warden::table<K, V, Hash, Eq> make(const cache_opts& c = {}) {
+    warden::table_options o;
+    o.pool = shared_test_pool();
+    return warden::table<K, V, Hash, Eq>(with(o, c));
+  }
+};
+struct actor_pooled {
+  static constexpr const char* name = "actor_on_a_pool";
+  static constexpr bool is_table = false;
+  static constexpr std::size_t owners = 1;
+  template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
+  static warden::actor<K, V, Hash, Eq> make(const cache_opts& c = {}) {
+    warden::actor_options o;
+    o.pool = shared_test_pool();
+    return warden::actor<K, V, Hash, Eq>(with(o, c));
+  }
+};
+
 inline constexpr char kTableName[] = "table";
 inline constexpr char kShardedName[] = "table_8shards_3owners";
 inline constexpr char kTwoOwnersName[] = "table_4shards_2owners";
@@ -120,13 +151,15 @@ struct erased {
 
 // ---- the suites' subsets -----------------------------------------------------------------
 // The core contract: every configuration.
-using all_backends = ::testing::Types<table_default, table_sharded, table_symmetric_fence,
-                                      table_bounded, actor_default, erased<table_default>,
-                                      erased<table_sharded>, erased<actor_default>>;
+using all_backends =
+    ::testing::Types<table_default, table_sharded, table_symmetric_fence, table_bounded,
+                     actor_default, table_pooled, actor_pooled, erased<table_default>,
+                     erased<table_sharded>, erased<actor_default>, erased<table_pooled>>;
 // The cache features are the same code on every table configuration, so their contract runs
 // on fewer: one and several owners, a bounded mailbox, the actor, and any_cache over both.
-using cache_backends = ::testing::Types<table_default, table_sharded, table_bounded, actor_default,
-                                        erased<table_sharded>, erased<actor_default>>;
+using cache_backends =
+    ::testing::Types<table_default, table_sharded, table_bounded, actor_default, table_pooled,
+                     actor_pooled, erased<table_sharded>, erased<actor_default>>;
 using stress_backends = ::testing::Types<table_default, table_sharded, actor_default>;
 // Fault injection: one owner, several, bounded mailboxes, and any_cache over both backends.
 using fault_backends =

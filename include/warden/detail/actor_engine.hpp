@@ -16,6 +16,7 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -130,7 +131,7 @@ struct actor_engine {
         state(make_config(opts), 0, opts.max_size, hasher, equal),
         record_stats(opts.record_stats),
         change_feed(std::make_shared<feed_type>(opts.feed_capacity)),
-        thread(opts.mailbox_capacity) {
+        thread(opts.mailbox_capacity, opts.pool) {
     thread.start([this](std::vector<message>& batch) { process(batch); },
                  [this] { return idle(); });
   }
@@ -266,6 +267,15 @@ struct actor_engine {
   }
 
   bool is_owner_thread() const noexcept { return thread.is_current(); }
+  // A pooled actor's calls, and casts that wait for room, are refused on the pool's own
+  // threads (owner_pool.hpp, P4): they could wait for a pool thread the caller holds.
+  void check_not_on_pool(const char* what) const {
+    const owner_pool* pool = thread.pool();
+    if (pool != nullptr && pool->is_pool_thread()) {
+      throw reentrancy_error(std::string(what) +
+                             " from a thread of the owner_pool the actor runs on");
+    }
+  }
 
   using queue_type = typename mailbox<message>::producer;
   // The calling thread's queue in the actor's mailbox (made on its first message).

@@ -179,13 +179,9 @@ class mailbox {
 
   // No pushes after this; the owner drains what was pushed before, then stops.
   void close() {
-    // seq_cst: ordered before the owner's final look at the queues (wait_and_drain).
+    // seq_cst: ordered before the owner's final look at the queues (wait_and_drain, poll).
     closed_.store(true, std::memory_order_seq_cst);
-    {
-      std::lock_guard lock(park_mutex_);
-      wake_ = true;
-      owner_cv_.notify_one();
-    }
+    wake_owner();
     // release: waiters for room reload `closed_` after waking (acquire).
     room_epoch_.fetch_add(1, std::memory_order_release);
     room_epoch_.notify_all();
@@ -249,6 +245,37 @@ class mailbox {
     }
   }
 
+  // An owner run by a pool (owner_pool.hpp) instead of a thread of its own: wake-ups call
+  // `fn(ctx)` instead of signalling a sleeping thread. Set before the first push.
+  void set_waker(void (*fn)(void*), void* ctx) noexcept {
+    waker_ = fn;
+    waker_ctx_ = ctx;
+  }
+
+  // A pooled owner's look at its mailbox, without waiting: moves every available message
+  // into `out`. With none, it announces itself parked (the Dekker pair of wait_and_drain)
+  // and looks once more; `idle` leaves it parked, so the next push, nudge or close() calls
+  // the waker. `closed`: closed and drained.
+  enum class poll_result { work, idle, closed };
+  poll_result poll(std::vector<Msg>& out) {
+    if (drain_all(out)) {
+      parked_.store(0, std::memory_order_relaxed);  // relaxed: a hint for producers
+      return poll_result::work;
+    }
+    // seq_cst: the owner's half of the parking Dekker pair (file comment).
+    parked_.store(1, std::memory_order_seq_cst);
+    const bool got = drain_all(out);
+    // seq_cst: as in wait_and_drain.
+    const bool closed = closed_.load(std::memory_order_seq_cst);
+    // seq_cst: the owner's half of the nudge's Dekker pair (see nudge()).
+    const bool nudged = nudged_.exchange(false, std::memory_order_seq_cst);
+    if (got || nudged) {
+      parked_.store(0, std::memory_order_relaxed);  // relaxed: as above
+      return poll_result::work;
+    }
+    return closed ? poll_result::closed : poll_result::idle;
+  }
+
   // Messages queued now, all producers (a snapshot, for stats).
   std::size_t depth() const noexcept {
     std::size_t n = 0;
@@ -306,6 +333,10 @@ class mailbox {
   }
 
   void wake_owner() {
+    if (waker_ != nullptr) {
+      waker_(waker_ctx_);
+      return;
+    }
     std::lock_guard lock(park_mutex_);
     wake_ = true;
     owner_cv_.notify_one();
@@ -414,7 +445,9 @@ class mailbox {
   std::atomic<bool> nudged_{false};
   std::mutex park_mutex_;
   std::condition_variable owner_cv_;
-  bool wake_ = false;  // guarded by park_mutex_
+  bool wake_ = false;               // guarded by park_mutex_
+  void (*waker_)(void*) = nullptr;  // set before the first push (set_waker)
+  void* waker_ctx_ = nullptr;
 
   alignas(kFalseSharingRange) std::atomic<std::size_t> queued_{0};  // bounded mailboxes only
   std::atomic<std::uint32_t> room_epoch_{0};

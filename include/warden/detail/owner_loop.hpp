@@ -6,15 +6,25 @@
 // now (expiry, access records, fence bits) and returns when it next needs to run. Both
 // callbacks are noexcept: they catch user exceptions and carry them to callers, so an owner
 // never dies from user code. stop() drains: every message accepted before it is processed.
+//
+// Given an owner_pool, the owner starts no thread: the same cycle runs as the pool's task
+// (one cycle per turn, never on two threads at once), woken by its mailbox's pushes, nudges
+// and close(), and by the pool's timer for idle()'s deadline.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstddef>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
 
 #include "warden/detail/mailbox.hpp"
+#include "warden/owner_pool.hpp"
 
 namespace warden::detail {
 
@@ -33,14 +43,26 @@ class owner_thread {
   using time_point = std::chrono::steady_clock::time_point;
   static constexpr std::size_t kKeepBatchCapacity = 4096;
 
-  explicit owner_thread(std::size_t capacity) : mailbox_(capacity) {}
+  explicit owner_thread(std::size_t capacity, std::shared_ptr<owner_pool> pool = nullptr)
+      : mailbox_(capacity), pool_(std::move(pool)), task_(&pooled_cycle, this) {}
   owner_thread(const owner_thread&) = delete;
   owner_thread& operator=(const owner_thread&) = delete;
   ~owner_thread() { stop(); }
 
   template <class Batch, class Idle>
   void start(Batch batch, Idle idle) {
+    if (pool_) {
+      batch_ = std::move(batch);
+      idle_ = std::move(idle);
+      mailbox_.set_waker([](void* t) { static_cast<owner_thread*>(t)->wake_task(); }, this);
+      pool_->attach(task_);
+      attached_ = true;
+      return;
+    }
     thread_ = std::thread([this, batch = std::move(batch), idle = std::move(idle)]() mutable {
+      // relaxed: see is_current; stored here too, so the owner knows itself from its first
+      // cycle on, before the starting thread's store below.
+      id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       std::vector<Msg> work;
       time_point wake = time_point::max();
       while (mailbox_.wait_and_drain(work, wake)) {
@@ -50,7 +72,8 @@ class owner_thread {
         wake = idle();
       }
     });
-    id_ = thread_.get_id();
+    // relaxed: read only to recognize the owner's own thread (is_current).
+    id_.store(thread_.get_id(), std::memory_order_relaxed);
   }
 
   // Drains: every message accepted before this is processed before the thread exits. Then
@@ -61,20 +84,87 @@ class owner_thread {
   void stop() {
     mailbox_.close();
     if (thread_.joinable()) thread_.join();
+    if (attached_) {
+      if (pool_->is_pool_thread()) {
+        // No waiting for another pool thread from here (it may be the only one): the final
+        // cycles run here whenever no other thread runs them.
+        while (!finished()) {
+          if (!pool_->run_here(task_)) std::this_thread::yield();
+        }
+      } else {
+        std::unique_lock lock(finish_mutex_);
+        finished_cv_.wait(lock, [&] { return finished_locked_; });
+      }
+      pool_->detach(task_);
+      attached_ = false;
+    }
     mailbox_.wait_for_producers_to_leave();
   }
 
-  // Whether the calling thread is this owner (works across shared objects, unlike a
+  // Whether the calling thread is this owner now (works across shared objects, unlike a
   // thread_local marker, which each -fvisibility=hidden library would have its own copy of).
-  bool is_current() const noexcept { return std::this_thread::get_id() == id_; }
+  bool is_current() const noexcept {
+    // relaxed: a thread only needs to recognize its own id, which it stored itself.
+    return std::this_thread::get_id() == id_.load(std::memory_order_relaxed);
+  }
+  const owner_pool* pool() const noexcept { return pool_.get(); }
 
   mailbox<Msg>& box() { return mailbox_; }
   const mailbox<Msg>& box() const { return mailbox_; }
 
  private:
+  using time_point_t = owner_pool::time_point;
+
+  void wake_task() { pool_->wake(task_); }
+
+  bool finished() {
+    std::lock_guard lock(finish_mutex_);
+    return finished_locked_;
+  }
+
+  // One turn on a pool thread: the body of the dedicated loop, without its waits.
+  static time_point_t pooled_cycle(void* ctx) noexcept {
+    auto& self = *static_cast<owner_thread*>(ctx);
+    // relaxed: see is_current.
+    self.id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    time_point_t next = self.wake_;
+    const auto r = self.mailbox_.poll(self.work_);
+    if (r == mailbox<Msg>::poll_result::closed) {
+      self.id_.store(std::thread::id(), std::memory_order_relaxed);  // relaxed: as above
+      {
+        std::lock_guard lock(self.finish_mutex_);
+        self.finished_locked_ = true;
+      }
+      self.finished_cv_.notify_all();
+      return time_point_t::max();
+    }
+    if (r == mailbox<Msg>::poll_result::work || std::chrono::steady_clock::now() >= self.wake_) {
+      const std::size_t used = self.work_.size();
+      self.batch_(self.work_);
+      clear_keeping_working_set(self.work_, used, kKeepBatchCapacity);
+      self.wake_ = self.idle_();
+      // Look again at once: more may have come (a dedicated owner would spin here).
+      next = r == mailbox<Msg>::poll_result::work ? std::chrono::steady_clock::now() : self.wake_;
+    }
+    self.id_.store(std::thread::id(), std::memory_order_relaxed);  // relaxed: as above
+    return next;
+  }
+
   mailbox<Msg> mailbox_;
   std::thread thread_;
-  std::thread::id id_;
+  std::atomic<std::thread::id> id_{};
+  // Pooled: the task and what its cycles use (only the thread running the task touches
+  // work_, wake_, batch_ and idle_; the pool runs it on one thread at a time).
+  std::shared_ptr<owner_pool> pool_;
+  owner_pool::task task_;
+  bool attached_ = false;
+  std::function<void(std::vector<Msg>&)> batch_;
+  std::function<time_point()> idle_;
+  std::vector<Msg> work_;
+  time_point wake_ = time_point::max();
+  std::mutex finish_mutex_;
+  std::condition_variable finished_cv_;
+  bool finished_locked_ = false;  // guarded by finish_mutex_
 };
 
 }  // namespace warden::detail

@@ -166,8 +166,12 @@ class table_engine {
   };
 
   struct owner {
-    owner(table_engine* e, std::uint32_t i, std::size_t capacity, std::size_t budget)
-        : engine(e), index(i), state(e->config, i, budget, e->hasher, e->equal), thread(capacity) {}
+    owner(table_engine* e, std::uint32_t i, std::size_t capacity, std::size_t budget,
+          std::shared_ptr<owner_pool> pool)
+        : engine(e),
+          index(i),
+          state(e->config, i, budget, e->hasher, e->equal),
+          thread(capacity, std::move(pool)) {}
     table_engine* const engine;
     const std::uint32_t index;
     std::vector<std::uint32_t> shards;  // the shards this owner writes
@@ -221,7 +225,7 @@ class table_engine {
     for (std::uint32_t i = 0; i < opts.owners; ++i) {
       const std::size_t budget =
           opts.max_size == 0 ? 0 : opts.max_size / opts.owners + (i < opts.max_size % opts.owners);
-      owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity, budget));
+      owners.push_back(std::make_unique<owner>(this, i, opts.mailbox_capacity, budget, opts.pool));
     }
     for (std::size_t s = 0; s < opts.shards; ++s) {
       owners[shard_owner[s]]->shards.push_back(static_cast<std::uint32_t>(s));
@@ -358,12 +362,23 @@ class table_engine {
     if (is_owner_thread()) {
       throw reentrancy_error(std::string(what) + " from inside the table's owner-side callback");
     }
+    check_not_on_pool(what);
     if (const cache_slot* s = slots.existing(); s != nullptr && s->held_by_caller()) {
       throw reentrancy_error(std::string(what) + " inside a snapshot or pin of the same table");
     }
     if (change_feed->bounded() && change_feed->on_notifier_thread()) {
       throw reentrancy_error(std::string(what) +
                              " from a subscriber of a table with a bounded change feed");
+    }
+  }
+
+  // A pooled table's calls, and casts that wait for room, are refused on the pool's own
+  // threads (owner_pool.hpp, P4): they could wait for a pool thread the caller holds.
+  void check_not_on_pool(const char* what) const {
+    const owner_pool* pool = owners.front()->thread.pool();
+    if (pool != nullptr && pool->is_pool_thread()) {
+      throw reentrancy_error(std::string(what) +
+                             " from a thread of the owner_pool the table runs on");
     }
   }
 
