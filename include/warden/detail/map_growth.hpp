@@ -26,6 +26,28 @@ bool needs_growth(const Map& map, std::size_t extra) noexcept {
   return (map.size() + extra) * 32 > map.capacity() * 25;
 }
 
+// Moves every element of `map` into a fresh map reserved for `elements`, and swaps it in.
+// Throws std::bad_alloc before moving anything (the half-grown fresh map is leaked, not
+// destroyed: see above); node handles move without copies and, with the room reserved,
+// without allocating.
+template <class Map>
+void rebuild(Map& map, std::size_t elements) {
+  auto fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
+  try {
+    fresh->reserve(elements);
+  } catch (...) {
+    (void)fresh.release();
+    throw;
+  }
+  for (auto it = map.begin(); it != map.end();) {
+    auto node = map.extract(it++);
+    // Hash: retried inside; Eq (called on a 7-bit hash collision) may throw, with the node
+    // still held: retried.
+    must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a rebuilt map (Eq)");
+  }
+  map = std::move(*fresh);
+}
+
 template <class Map>
 void grow_ahead(Map& map, std::size_t extra) {
   if (!needs_growth(map, extra)) return;
@@ -33,48 +55,25 @@ void grow_ahead(Map& map, std::size_t extra) {
   const std::size_t want = map.size() + extra;
   // Room for `want` at 25/32 full, and at least a doubling (absl's own step), so growth stays
   // amortized O(1) per insert.
-  const std::size_t target = std::max(want + want / 7 + 1, cap - cap / 8 + 1);
-  auto fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
-  try {
-    fresh->reserve(target);
-  } catch (...) {
-    (void)fresh.release();  // half-grown: destroying it would free memory it never owned
-    throw;
-  }
-  for (auto it = map.begin(); it != map.end();) {
-    auto node = map.extract(it++);
-    // Hash: retried inside; Eq (called on a 7-bit hash collision) may throw, with the node
-    // still held: retried.
-    must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a grown map (Eq)");
-  }
-  map = std::move(*fresh);
+  rebuild(map, std::max(want + want / 7 + 1, cap - cap / 8 + 1));
 }
 
 // Gives memory back after mass erasure (absl never shrinks on erase): a map of at least
-// kShrinkMinCapacity slots that is under 1/8 full is rebuilt at about 1/4 to 1/2 full, the same
-// way grow_ahead grows one. The gap between 1/8 and the rebuilt load keeps a map that hovers
-// at one size from shrinking and growing in turn; the cost, O(size) once the map has lost 7/8
-// of its capacity in erasures, is amortized over those erasures. Best effort: out of memory
-// leaves the map as it was. Never call it while a rollback may still need the room (undo).
+// kShrinkMinCapacity slots that is under 1/8 full is rebuilt at about 1/4 to 1/2 full. The gap
+// between 1/8 and the rebuilt load keeps a map that hovers at one size from shrinking and
+// growing in turn; the cost, O(size) once the map has lost 7/8 of its capacity in erasures, is
+// amortized over those erasures. Best effort: out of memory leaves the map as it was. Never
+// call it while a rollback may still need the room (undo).
 inline constexpr std::size_t kShrinkMinCapacity = 128;
 
 template <class Map>
 void shrink_if_sparse(Map& map) noexcept {
   const std::size_t cap = map.capacity();
   if (cap < kShrinkMinCapacity || map.size() * 8 >= cap) return;
-  std::unique_ptr<Map> fresh;
   try {
-    fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
-    fresh->reserve(map.size() * 2);
-  } catch (...) {
-    (void)fresh.release();  // possibly half-grown: see grow_ahead
-    return;
+    rebuild(map, map.size() * 2);
+  } catch (...) {  // std::bad_alloc, nothing moved: keep the larger map
   }
-  for (auto it = map.begin(); it != map.end();) {
-    auto node = map.extract(it++);
-    must_succeed([&] { fresh->insert(std::move(node)); }, "moving an entry to a shrunk map (Eq)");
-  }
-  map = std::move(*fresh);
 }
 
 }  // namespace warden::detail
