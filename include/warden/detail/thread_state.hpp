@@ -105,8 +105,9 @@ class registry {
   }
 
  private:
-  // Seeded from getrandom() rather than std::random_device: <random> alone costs every
-  // translation unit that includes warden about 0.5 s of compile time.
+  // Seeded from getrandom() rather than std::random_device, which keeps <random> out of
+  // every translation unit that includes warden (0.5 s on its own; the umbrella header's
+  // total barely moved, as the rest already pulls in most of what <random> includes).
   registry() {
     std::uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed)) {
