@@ -166,7 +166,9 @@ class owner_pool {
       if (timers_.empty()) {
         ready_.wait(lock);
       } else {
-        ready_.wait_until(lock, timers_.begin()->first);
+        // A copy: wait_until rereads its deadline, and another thread may erase the timer.
+        const time_point until = timers_.begin()->first;
+        ready_.wait_until(lock, until);
       }
     }
   }

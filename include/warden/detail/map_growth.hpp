@@ -30,8 +30,17 @@ bool needs_growth(const Map& map, std::size_t extra) noexcept {
 // Throws std::bad_alloc before moving anything (the half-grown fresh map is leaked, not
 // destroyed: see above); node handles move without copies and, with the room reserved,
 // without allocating.
+// A flat map's node handle holds its slot inline, on the stack of whoever moves it: past this
+// size rebuild() leaves growth to absl (whose growth is not safe against running out of
+// memory on the Debian version) and shrink_if_sparse leaves the map as it is.
+inline constexpr std::size_t kMaxSlotMovedByHandle = 4096;
+
 template <class Map>
 void rebuild(Map& map, std::size_t elements) {
+  if constexpr (sizeof(typename Map::value_type) > kMaxSlotMovedByHandle) {
+    if (elements > map.size()) map.reserve(elements);
+    return;
+  }
   auto fresh = std::make_unique<Map>(0, map.hash_function(), map.key_eq(), map.get_allocator());
   try {
     fresh->reserve(elements);
