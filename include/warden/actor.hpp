@@ -165,41 +165,15 @@ class actor {
 
   // Entries held now (expired ones the actor has not removed yet included).
   std::size_t size() const {
-    return call_owner([](engine& e) { return e.map.size(); });
+    return checked().run_on_owner([](engine& e) { return e.map.size(); });
   }
 
-  cache_stats stats() const {
-    const engine& e = checked();
-    cache_stats st;
-    e.slots.for_each([&](const detail::cache_slot& s) {
-      // relaxed: statistics.
-      st.hits += s.hits.load(std::memory_order_relaxed);
-      st.misses += s.misses.load(std::memory_order_relaxed);
-      st.loads += s.loads.load(std::memory_order_relaxed);
-      st.load_failures += s.load_failures.load(std::memory_order_relaxed);
-    });
-    const auto& c = e.state.counters();
-    // relaxed: statistics.
-    st.evictions = c.evictions.load(std::memory_order_relaxed);
-    st.expirations = c.expirations.load(std::memory_order_relaxed);
-    st.batches = c.batches.load(std::memory_order_relaxed);
-    st.writes = c.writes.load(std::memory_order_relaxed);
-    st.mailbox_depth = e.thread.box().depth();
-    if (!e.record_stats)
-      st.hits = st.misses = st.loads = st.load_failures = st.evictions = st.expirations = 0;
-    const auto f = e.change_feed->stats();
-    st.feed_queued = f.queued;
-    st.feed_delivered = f.delivered;
-    st.feed_errors = f.errors;
-    st.feed_lag_ns = f.last_lag_ns;
-    st.feed_max_lag_ns = f.max_lag_ns;
-    return st;
-  }
+  cache_stats stats() const { return checked().stats(); }
 
   // Writes every live entry (encoded on the actor's thread: one instant), with the time each
   // has left to live. The format is the same on every backend.
   void dump(std::ostream& os) const {
-    std::string bytes = call_owner([](engine& e) {
+    std::string bytes = checked().run_on_owner([](engine& e) {
       detail::dump_writer<K, V> w;
       const std::int64_t t = e.state.now();
       for (const auto& [k, v] : e.map) {
@@ -228,7 +202,7 @@ class actor {
   // Removes every entry as one batch; asynchronous, ordered behind this thread's casts.
   void clear() {
     engine& e = checked();
-    not_on_owner(e);
+    e.not_on_owner();
     struct clear_call : engine::call_t {};
     auto* c = detail::new_detached_call<clear_call>(1);
     c->run = [](typename engine::call_t&, engine& en) {
@@ -236,7 +210,7 @@ class actor {
       en.state.clear(st);
     };
     try {
-      e.thread.box().push_call(e.queue(my_slot(e)), typename engine::message{c, nullptr, 0});
+      e.thread.box().push_call(e.queue(e.my_slot()), typename engine::message{c, nullptr, 0});
     } catch (...) {
       c->claim->release();
       throw;
@@ -249,8 +223,8 @@ class actor {
   void flush() {
     engine& e = checked();
     detail::linger_count::scope stay(e.lingering, true);
-    detail::cache_slot& slot = my_slot(e);
-    call_owner([](engine&) {});
+    detail::cache_slot& slot = e.my_slot();
+    checked().run_on_owner([](engine&) {});
     if (auto err = slot.take_cast_error(detail::current_record().generation)) {
       std::rethrow_exception(err);
     }
@@ -259,75 +233,38 @@ class actor {
   V update_counter(const K& key, V delta)
     requires detail::counter_value<V>
   {
-    const std::size_t h = checked().hasher(key);
-    return call_owner([&](engine& e) {
-      store st{e};
-      const std::int64_t t = e.state.now();
-      const entry* cur = e.state.find_live(st, key, h, t);
-      const V next = detail::wrapping_add(cur ? cur->value : V{}, delta);
-      e.state.put(st, h, K(key), V(next), detail::kNoTtl, t);
-      return next;
-    });
+    return keyed<V>(
+        key, [&](auto& s, auto& st, std::size_t h) { return calls::add(s, st, key, h, delta); });
   }
 
   bool insert_new(const K& key, V value) {
-    const std::size_t h = checked().hasher(key);
-    return call_owner([&](engine& e) {
-      store st{e};
-      const std::int64_t t = e.state.now();
-      if (e.state.find_live(st, key, h, t) != nullptr) return false;
-      e.state.put(st, h, K(key), std::move(value), detail::kNoTtl, t);
-      return true;
+    return keyed<bool>(key, [&](auto& s, auto& st, std::size_t h) {
+      return calls::insert_new(s, st, key, h, value);
     });
   }
 
   std::optional<V> take(const K& key) {
-    const std::size_t h = checked().hasher(key);
-    return call_owner([&](engine& e) -> std::optional<V> {
-      store st{e};
-      const entry* cur = e.state.find_live(st, key, h, e.state.now());
-      if (cur == nullptr) return std::nullopt;
-      std::optional<V> out(cur->value);
-      e.state.erase(st, h, K(key));
-      return out;
-    });
+    return keyed<std::optional<V>>(
+        key, [&](auto& s, auto& st, std::size_t h) { return calls::take(s, st, key, h); });
   }
 
   template <class F>
     requires std::is_invocable_r_v<std::optional<V>, F&, const std::optional<V>&>
   std::optional<V> update(const K& key, F&& fn) {
-    const std::size_t h = checked().hasher(key);
-    return call_owner([&](engine& e) -> std::optional<V> {
-      store st{e};
-      const std::int64_t t = e.state.now();
-      const entry* cur = e.state.find_live(st, key, h, t);
-      const std::optional<V> before = cur ? std::optional<V>(cur->value) : std::nullopt;
-      std::optional<V> after = std::invoke(fn, before);
-      if (after) {
-        e.state.put(st, h, K(key), V(*after), detail::kNoTtl, t);
-      } else if (cur != nullptr) {
-        e.state.erase(st, h, K(key));
-      }
-      return after;
-    });
+    return keyed<std::optional<V>>(
+        key, [&](auto& s, auto& st, std::size_t h) { return calls::update(s, st, key, h, fn); });
   }
 
   bool put_if_version(const K& key, V value, std::uint64_t version) {
-    const std::size_t h = checked().hasher(key);
-    return call_owner([&](engine& e) {
-      store st{e};
-      const std::int64_t t = e.state.now();
-      const entry* cur = e.state.find_live(st, key, h, t);
-      if ((cur ? cur->version : 0) != version) return false;
-      e.state.put(st, h, K(key), std::move(value), detail::kNoTtl, t);
-      return true;
+    return keyed<bool>(key, [&](auto& s, auto& st, std::size_t h) {
+      return calls::put_if_version(s, st, key, h, value, version);
     });
   }
 
   template <class Pred>
     requires std::is_invocable_r_v<bool, Pred&, const K&, const V&>
   std::size_t erase_if(Pred&& pred) {
-    return call_owner([&](engine& e) {
+    return checked().run_on_owner([&](engine& e) {
       store st{e};
       auto keys = e.state.select(st, pred, e.state.now());
       std::size_t n = 0;
@@ -339,7 +276,7 @@ class actor {
   template <class F>
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
-    return call_owner(transaction_body(fn), std::nullopt);
+    return checked().transact(fn, std::nullopt);
   }
 
   // As transact, with a deadline: if the actor has not started fn when `timeout` has passed,
@@ -349,7 +286,7 @@ class actor {
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact_for(std::chrono::duration<Rep, Period> timeout,
                                                   F&& fn) {
-    return call_owner(transaction_body(fn), detail::deadline_after(timeout));
+    return checked().transact(fn, detail::deadline_after(timeout));
   }
 
   // Runs fn(view) on the actor's thread: one instant, since nothing else runs meanwhile.
@@ -358,7 +295,7 @@ class actor {
   std::invoke_result_t<F&, view&> snapshot(F&& fn) const {
     using R = std::invoke_result_t<F&, view&>;
     static_assert(!std::is_reference_v<R>, "a snapshot function must return by value");
-    return call_owner([&](engine& e) -> R {
+    return checked().run_on_owner([&](engine& e) -> R {
       view v(&e, e.state.now());
       return std::invoke(fn, v);
     });
@@ -370,105 +307,17 @@ class actor {
   V get_or_load(const K& key, Loader&& loader) {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
-    engine& en = checked();
-    const std::size_t h = en.hasher(key);
-    detail::thread_record& rec = detail::current_record();
-    struct claimed {
-      std::optional<V> value;
-      std::shared_ptr<detail::load_state<V>> load;
-      bool mine = false;
-    };
-    claimed c = call_owner([&](engine& e) {
-      store st{e};
-      claimed out;
-      if (const entry* p = e.state.find_live(st, key, h, e.state.now())) {
-        out.value.emplace(p->value);
-        return out;
-      }
-      out.load = e.state.claim_load(key, h, &rec, &out.mine);
-      return out;
-    });
-    if (c.value) return std::move(*c.value);
-    auto& load = c.load;
-    if (!c.mine) {
-      if (load->loader == &rec) {
-        throw reentrancy_error("get_or_load of a key from inside its own loader");
-      }
-      load->wait();
-      if (load->error) std::rethrow_exception(load->error);
-      return *load->value;
-    }
-    detail::cache_slot& slot = my_slot(en);
-    if (en.record_stats) detail::cache_slot::bump(slot.loads);
-    std::optional<V> value;
-    std::exception_ptr error;
-    try {
-      value.emplace(std::invoke(loader, key));
-    } catch (...) {
-      error = std::current_exception();
-      if (en.record_stats) detail::cache_slot::bump(slot.load_failures);
-    }
-    try {
-      call_owner([&](engine& e) {
-        store st{e};
-        try {
-          e.state.end_load(key, h, load.get());
-          if (value && !load->superseded) {
-            e.state.put(st, h, K(key), V(*value), detail::kNoTtl, e.state.now());
-          }
-        } catch (...) {
-          // Not stored; the loaded value still reaches everyone.
-        }
-        try {
-          load->value = value;
-        } catch (...) {
-          load->error = std::current_exception();
-        }
-        if (error) load->error = error;
-        detail::must_succeed([&] { e.load_wakes.push_back(load); }, "waking loaders");
-      });
-    } catch (...) {
-      if (!load->done.load(std::memory_order_acquire)) {  // acquire: as in load_state::wait
-        load->error = std::current_exception();
-        load->publish();
-      }
-      throw;
-    }
-    if (error) std::rethrow_exception(error);
-    return std::move(*value);
+    engine& e = checked();
+    return e.load_missing(key, e.hasher(key), loader);
   }
 
   // As table::restore.
   void restore(std::istream& is) {
     checked();
     auto entries = detail::read_dump<K, V>(is);
-    call_owner([&](engine& e) {
-      store st{e};
-      using prepared = typename engine::state_type::prepared;
-      std::vector<prepared> writes;
-      writes.reserve(entries.size());
-      const std::int64_t t = e.state.now();
-      try {
-        for (auto& d : entries) {
-          const std::size_t h = detail::hash_retrying(e.hasher, d.key);
-          prepared p = e.state.prepare_put(st, h, std::move(d.key), std::move(d.value),
-                                           d.ttl == detail::kDumpNoTtl ? detail::kNoTtl : d.ttl, t);
-          writes.push_back(std::move(p));  // reserved
-        }
-      } catch (...) {
-        for (auto it = writes.rbegin(); it != writes.rend(); ++it) e.state.abort(*it);
-        throw;
-      }
-      try {
-        e.all_or_nothing([&] {
-          for (auto& p : writes) e.state.apply(st, p);
-        });
-      } catch (...) {
-        for (auto it = writes.rbegin(); it != writes.rend(); ++it) e.state.abort(*it);
-        throw;
-      }
-      for (auto& p : writes) e.state.finish(p);
-      e.state.evict_excess(st);
+    checked().run_on_owner([&](engine& e) {
+      e.commit_writes(entries.size(),
+                      [&](auto&& add) { detail::add_dumped_writes<K, V>(entries, e.hasher, add); });
     });
   }
 
@@ -477,10 +326,10 @@ class actor {
     requires std::invocable<F&, const change_batch<K, V>&>
   [[nodiscard]] subscription subscribe(F fn) {
     engine& en = checked();
-    not_on_owner(en);
+    en.not_on_owner();
     const std::uint64_t id = en.change_feed->add(std::move(fn));
     subscription sub(en.change_feed, id);
-    call_owner([](engine& e) {
+    checked().run_on_owner([](engine& e) {
       e.publish_changes();
       e.state.set_collecting(true);
     });
@@ -498,8 +347,15 @@ class actor {
     return *e_;
   }
 
-  static detail::cache_slot& my_slot(const engine& e) {
-    return e.slots.mine([] {});
+  using calls = detail::keyed_calls<K, V>;
+
+  // Hashes here (its exceptions reach the caller), then runs body(state, store, hash) on the
+  // actor's thread.
+  template <class R, class Body>
+  R keyed(const K& key, Body&& body) {
+    engine& e = checked();
+    const std::size_t h = e.hasher(key);
+    return e.template call_keyed<R>(h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, "");
   }
 
   // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`; counts the stats.
@@ -507,123 +363,13 @@ class actor {
   R counted_read(const Q& key, OnHit on_hit, R miss) const {
     engine& en = checked();
     const std::size_t h = detail::lookup_hash<K, Hash, Eq>(en.hasher, key);
-    std::optional<R> out = call_owner([&](engine& e) -> std::optional<R> {
+    std::optional<R> out = checked().run_on_owner([&](engine& e) -> std::optional<R> {
       const entry* p = e.read(key, h);
       if (p == nullptr) return std::nullopt;
       return std::optional<R>(on_hit(*p));
     });
-    if (en.record_stats) detail::cache_slot::bump(out ? my_slot(en).hits : my_slot(en).misses);
+    if (en.record_stats) detail::cache_slot::bump(out ? en.my_slot().hits : en.my_slot().misses);
     return out ? std::move(*out) : std::move(miss);
-  }
-
-  // The owner-side body of a transaction: run fn over a staged tx, then commit it.
-  template <class F>
-  static auto transaction_body(F& fn) {
-    using R = std::invoke_result_t<F&, tx_type&>;
-    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
-    return [&fn](engine& e) -> R {
-      tx_type tx(&find_live_thunk, &e, e.hasher, e.equal);
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(fn, tx);
-        commit(e, tx);
-      } else {
-        R result = std::invoke(fn, tx);
-        commit(e, tx);
-        return result;
-      }
-    };
-  }
-
-  static const V* find_live_thunk(const void* ctx, const K& key, std::size_t h) {
-    engine& e = *const_cast<engine*>(static_cast<const engine*>(ctx));
-    store st{e};
-    const entry* p = e.state.find_live(st, key, h, e.state.now());
-    return p ? &p->value : nullptr;
-  }
-
-  // A transaction's staged writes, all or nothing.
-  static void commit(engine& e, const tx_type& tx) {
-    using prepared = typename engine::state_type::prepared;
-    store st{e};
-    std::vector<prepared> writes;
-    writes.reserve(tx.staged().size());
-    const std::int64_t t = e.state.now();
-    try {
-      for (const auto& [key, value] : tx.staged()) {
-        const std::size_t h = detail::hash_retrying(e.hasher, key);
-        if (value) {
-          writes.push_back(e.state.prepare_put(st, h, K(key), V(*value), detail::kNoTtl, t));
-        } else if (auto p = e.state.prepare_erase(st, h, K(key))) {
-          writes.push_back(std::move(*p));
-        }
-      }
-    } catch (...) {
-      for (auto it = writes.rbegin(); it != writes.rend(); ++it) e.state.abort(*it);
-      throw;
-    }
-    try {
-      e.all_or_nothing([&] {
-        for (auto& p : writes) e.state.apply(st, p);
-      });
-    } catch (...) {
-      for (auto it = writes.rbegin(); it != writes.rend(); ++it) e.state.abort(*it);
-      throw;
-    }
-    for (auto& p : writes) e.state.finish(p);
-    e.state.evict_excess(st);
-  }
-
-  static detail::thread_record& not_on_owner(const engine& e) {
-    if (e.is_owner_thread()) throw reentrancy_error("an actor operation from its own thread");
-    return detail::current_record();
-  }
-
-  // Runs fn(engine&) on the actor's thread and returns its result (or rethrows); with a
-  // deadline, cancels it (timeout_error) if the actor has not started it by then.
-  template <class Fn>
-  std::invoke_result_t<Fn&, engine&> call_owner(
-      Fn&& fn, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) const {
-    using R = std::invoke_result_t<Fn&, engine&>;
-    engine& e = checked();
-    detail::thread_record& rec = not_on_owner(e);
-    e.check_not_on_pool("a call");
-    if (e.change_feed->bounded() && e.change_feed->on_notifier_thread()) {
-      throw reentrancy_error("a call from a subscriber of an actor with a bounded change feed");
-    }
-    struct fn_call : engine::call_t {
-      std::remove_reference_t<Fn>* fn;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
-    };
-    fn_call local;
-    fn_call* call = deadline ? detail::new_timed_call<fn_call>(1) : &local;
-    std::optional<detail::claim_ref> timed;
-    if (deadline) timed.emplace(call->claim);
-    fn_call& c = *call;
-    c.fn = &fn;
-    c.run = [](typename engine::call_t& base, engine& en) {
-      auto& self = static_cast<fn_call&>(base);
-      try {
-        if constexpr (std::is_void_v<R>) {
-          std::invoke(*self.fn, en);
-        } else {
-          self.result.emplace(std::invoke(*self.fn, en));
-        }
-      } catch (...) {
-        self.error = std::current_exception();
-      }
-    };
-    detail::begin_call<engine>(c, rec, 1);
-    try {
-      e.thread.box().push_call(e.queue(my_slot(e)), typename engine::message{&c, nullptr, 0});
-    } catch (...) {
-      detail::abandon_after_partial_post(c, 0, 1);
-    }
-    if (deadline) {
-      detail::await_until(c, *deadline);
-    } else {
-      detail::await(c);
-    }
-    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {
@@ -639,8 +385,8 @@ class actor {
   template <class Op>
   bool cast_message(Op&& op, bool try_only) {
     engine& e = checked();
-    detail::thread_record& rec = not_on_owner(e);
-    detail::cache_slot& slot = my_slot(e);
+    detail::thread_record& rec = e.not_on_owner();
+    detail::cache_slot& slot = e.my_slot();
     typename engine::message m{std::forward<Op>(op), &slot, rec.generation};
     auto& q = e.queue(slot);
     if (try_only) return e.thread.box().try_push_cast(q, std::move(m));

@@ -38,6 +38,7 @@
 #include "warden/change_feed.hpp"
 #include "warden/detail/dump_format.hpp"
 #include "warden/detail/table_engine.hpp"
+#include "warden/detail/table_writes.hpp"
 #include "warden/error.hpp"
 #include "warden/options.hpp"
 #include "warden/stats.hpp"
@@ -49,9 +50,9 @@ namespace warden {
 template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to<K>>
 class table {
   using engine = detail::table_engine<K, V, Hash, Eq>;
+  using writes = detail::table_writes<engine>;
+  using calls = detail::keyed_calls<K, V>;
   using entry = detail::stored<V>;
-  using owner = typename engine::owner;
-  using store = typename engine::store;
   static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
                 "warden::table needs nothrow-movable keys and values: the maps relocate them "
                 "when they grow, and a throw there cannot be undone");
@@ -268,38 +269,7 @@ class table {
     return pinned(&e, slot, e.open_pin(slot));
   }
 
-  cache_stats stats() const {
-    const engine& e = checked();
-    cache_stats st;
-    e.slots.for_each([&](const detail::cache_slot& s) {
-      // relaxed: statistics.
-      st.hits += s.hits.load(std::memory_order_relaxed);
-      st.misses += s.misses.load(std::memory_order_relaxed);
-      st.loads += s.loads.load(std::memory_order_relaxed);
-      st.load_failures += s.load_failures.load(std::memory_order_relaxed);
-      st.access_drops += s.drops.load(std::memory_order_relaxed);
-    });
-    for (const auto& o : e.owners) {
-      const auto& c = o->state.counters();
-      // relaxed: statistics.
-      st.evictions += c.evictions.load(std::memory_order_relaxed);
-      st.expirations += c.expirations.load(std::memory_order_relaxed);
-      st.batches += c.batches.load(std::memory_order_relaxed);
-      st.writes += c.writes.load(std::memory_order_relaxed);
-      st.access_records += c.records.load(std::memory_order_relaxed);
-      st.publish_ns += c.publish_ns.load(std::memory_order_relaxed);
-      st.mailbox_depth += o->thread.box().depth();
-    }
-    if (!e.record_stats)
-      st.hits = st.misses = st.loads = st.load_failures = st.evictions = st.expirations = 0;
-    const auto f = e.change_feed->stats();
-    st.feed_queued = f.queued;
-    st.feed_delivered = f.delivered;
-    st.feed_errors = f.errors;
-    st.feed_lag_ns = f.last_lag_ns;
-    st.feed_max_lag_ns = f.max_lag_ns;
-    return st;
-  }
+  cache_stats stats() const { return checked().stats(); }
 
   // Diagnostics: how many times the owners have switched their readers between light and
   // fenced announcements (table_options::asymmetric_fence).
@@ -339,17 +309,7 @@ class table {
 
   // Removes every entry, published as one batch (across owners too). Asynchronous, ordered
   // behind this thread's earlier casts; flush() waits for it.
-  void clear() {
-    engine& e = checked();
-    e.post_barrier([](owner& o) {
-      engine& en = *o.engine;
-      for (auto& each : en.owners) {
-        store st{en, *each};
-        each->state.clear(st);
-      }
-    });
-    flush_needed_for_all(e);
-  }
+  void clear() { writes::clear(checked()); }
 
   // ---- calls ------------------------------------------------------------------------------
   // Returns once every cast this thread sent before is applied and visible to all readers.
@@ -361,52 +321,22 @@ class table {
   V update_counter(const K& key, V delta)
     requires detail::counter_value<V>
   {
-    engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    return e.template call_on<V>(
-        e.owner_of(h),
-        [&](owner& o) {
-          store st{*o.engine, o};
-          const std::int64_t t = o.state.now();
-          const entry* cur = o.state.find_live(st, key, h, t);
-          const V next = detail::wrapping_add(cur ? cur->value : V{}, delta);
-          o.state.put(st, h, K(key), V(next), detail::kNoTtl, t);
-          return next;
-        },
-        "update_counter");
+    return keyed<V>(key, "update_counter", [&](auto& s, auto& st, std::size_t h) {
+      return calls::add(s, st, key, h, delta);
+    });
   }
 
   // Inserts only if `key` is absent (an expired entry counts as absent); true if it did.
   bool insert_new(const K& key, V value) {
-    engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    return e.template call_on<bool>(
-        e.owner_of(h),
-        [&](owner& o) {
-          store st{*o.engine, o};
-          const std::int64_t t = o.state.now();
-          if (o.state.find_live(st, key, h, t) != nullptr) return false;
-          o.state.put(st, h, K(key), std::move(value), detail::kNoTtl, t);
-          return true;
-        },
-        "insert_new");
+    return keyed<bool>(key, "insert_new", [&](auto& s, auto& st, std::size_t h) {
+      return calls::insert_new(s, st, key, h, value);
+    });
   }
 
   // Removes `key` and returns what it held (nullopt if absent or expired).
   std::optional<V> take(const K& key) {
-    engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    return e.template call_on<std::optional<V>>(
-        e.owner_of(h),
-        [&](owner& o) -> std::optional<V> {
-          store st{*o.engine, o};
-          const entry* cur = o.state.find_live(st, key, h, o.state.now());
-          if (cur == nullptr) return std::nullopt;
-          std::optional<V> out(cur->value);
-          o.state.erase(st, h, K(key));
-          return out;
-        },
-        "take");
+    return keyed<std::optional<V>>(
+        key, "take", [&](auto& s, auto& st, std::size_t h) { return calls::take(s, st, key, h); });
   }
 
   // Runs fn(const std::optional<V>&) -> std::optional<V> on the owner; its result becomes
@@ -414,42 +344,17 @@ class table {
   template <class F>
     requires std::is_invocable_r_v<std::optional<V>, F&, const std::optional<V>&>
   std::optional<V> update(const K& key, F&& fn) {
-    engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    return e.template call_on<std::optional<V>>(
-        e.owner_of(h),
-        [&](owner& o) -> std::optional<V> {
-          store st{*o.engine, o};
-          const std::int64_t t = o.state.now();
-          const entry* cur = o.state.find_live(st, key, h, t);
-          const std::optional<V> before = cur ? std::optional<V>(cur->value) : std::nullopt;
-          std::optional<V> after = std::invoke(fn, before);
-          if (after) {
-            o.state.put(st, h, K(key), V(*after), detail::kNoTtl, t);
-          } else if (cur != nullptr) {
-            o.state.erase(st, h, K(key));
-          }
-          return after;
-        },
-        "update");
+    return keyed<std::optional<V>>(key, "update", [&](auto& s, auto& st, std::size_t h) {
+      return calls::update(s, st, key, h, fn);
+    });
   }
 
   // Writes only if the version of `key` is `version` (0: only if absent or expired); true
   // if it wrote.
   bool put_if_version(const K& key, V value, std::uint64_t version) {
-    engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    return e.template call_on<bool>(
-        e.owner_of(h),
-        [&](owner& o) {
-          store st{*o.engine, o};
-          const std::int64_t t = o.state.now();
-          const entry* cur = o.state.find_live(st, key, h, t);
-          if ((cur ? cur->version : 0) != version) return false;
-          o.state.put(st, h, K(key), std::move(value), detail::kNoTtl, t);
-          return true;
-        },
-        "put_if_version");
+    return keyed<bool>(key, "put_if_version", [&](auto& s, auto& st, std::size_t h) {
+      return calls::put_if_version(s, st, key, h, value, version);
+    });
   }
 
   // Removes every live entry with pred(key, value) true, published as one batch (across
@@ -458,22 +363,7 @@ class table {
   template <class Pred>
     requires std::is_invocable_r_v<bool, Pred&, const K&, const V&>
   std::size_t erase_if(Pred&& pred) {
-    engine& e = checked();
-    auto body = [&](owner&) -> std::size_t {
-      std::vector<std::vector<std::pair<K, std::size_t>>> keys;
-      keys.reserve(e.owners.size());
-      for (auto& each : e.owners) {
-        store st{e, *each};
-        keys.push_back(each->state.select(st, pred, each->state.now()));
-      }
-      std::size_t n = 0;
-      for (std::size_t i = 0; i < e.owners.size(); ++i) {
-        store st{e, *e.owners[i]};
-        for (auto& [k, h] : keys[i]) n += e.owners[i]->state.erase(st, h, std::move(k)) ? 1 : 0;
-      }
-      return n;
-    };
-    return e.template run_barrier<std::size_t>(body, std::nullopt, "erase_if");
+    return writes::erase_if(checked(), pred);
   }
 
   // Runs fn(tx) on the owner; all of its writes become visible at once or, if fn throws,
@@ -483,7 +373,7 @@ class table {
   template <class F>
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact(F&& fn) {
-    return run_transaction(fn, std::nullopt);
+    return writes::transact(checked(), fn, std::nullopt);
   }
 
   // As transact, with a deadline: if the owner has not started fn when `timeout` has passed,
@@ -493,7 +383,7 @@ class table {
     requires std::invocable<F&, tx_type&>
   std::invoke_result_t<F&, tx_type&> transact_for(std::chrono::duration<Rep, Period> timeout,
                                                   F&& fn) {
-    return run_transaction(fn, detail::deadline_after(timeout));
+    return writes::transact(checked(), fn, detail::deadline_after(timeout));
   }
 
   // The value of `key` if present; otherwise loader(key) runs once, in one caller's thread,
@@ -507,49 +397,14 @@ class table {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
     engine& e = checked();
-    const std::size_t h = e.hasher(key);
-    const std::uint32_t target = e.owner_of(h);
-    detail::thread_record& rec = detail::current_record();
-    struct claimed {
-      std::optional<V> value;
-      std::shared_ptr<detail::load_state<V>> load;
-      bool mine = false;
-    };
-    claimed c = e.template call_on<claimed>(
-        target,
-        [&](owner& o) {
-          store st{*o.engine, o};
-          claimed out;
-          if (const entry* p = o.state.find_live(st, key, h, o.state.now())) {
-            out.value.emplace(p->value);
-            return out;
-          }
-          out.load = o.state.claim_load(key, h, &rec, &out.mine);
-          return out;
-        },
-        "get_or_load");
-    if (c.value) return std::move(*c.value);
-    return finish_load(e, key, h, target, rec, std::move(c.load), c.mine, loader);
+    return e.load_missing(key, e.hasher(key), loader);
   }
 
   // Puts every entry of a dump (with the time it had left to live), as one batch. Throws
   // format_error, having changed nothing, if the stream is not an intact dump of K and V.
   void restore(std::istream& is) {
     engine& e = checked();
-    auto entries = detail::read_dump<K, V>(is);
-    auto body = [&](owner&) {
-      std::vector<std::size_t> hashes;
-      hashes.reserve(entries.size());
-      for (auto& d : entries) hashes.push_back(detail::hash_retrying(e.hasher, d.key));
-      transaction_commit(e, [&](auto&& add) {
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-          auto& d = entries[i];
-          add(hashes[i], std::move(d.key), std::optional<V>(std::move(d.value)),
-              d.ttl == detail::kDumpNoTtl ? detail::kNoTtl : d.ttl);
-        }
-      });
-    };
-    e.template run_barrier<void>(body, std::nullopt, "restore");
+    writes::restore(e, detail::read_dump<K, V>(is));
   }
 
   // fn(const change_batch<K, V>&) receives every batch published from now on, whole and in
@@ -560,19 +415,7 @@ class table {
   template <class F>
     requires std::invocable<F&, const change_batch<K, V>&>
   [[nodiscard]] subscription subscribe(F fn) {
-    engine& e = checked();
-    e.check_may_call("subscribe");
-    const std::uint64_t id = e.change_feed->add(std::move(fn));
-    subscription sub(e.change_feed, id);
-    // Every owner ends its batch in progress, then collects changes from here on.
-    auto activate = [](owner& o) {
-      o.engine->publish_and_reply(o);
-      o.state.set_collecting(true);
-    };
-    for (std::uint32_t i = 0; i < e.owner_count; ++i) {
-      e.template call_on<void>(i, activate, "subscribe");
-    }
-    return sub;
+    return writes::subscribe(checked(), std::move(fn));
   }
 
  private:
@@ -616,208 +459,23 @@ class table {
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {
     engine& e = checked();
     const std::size_t h = e.hasher(key);
-    return cast(e, h, typename engine::put_op{std::move(key), std::move(value), h, ttl}, try_only);
+    return writes::cast(e, h, typename engine::put_op{std::move(key), std::move(value), h, ttl},
+                        try_only);
   }
   bool cast_erase(K&& key, bool try_only) {
     engine& e = checked();
     const std::size_t h = e.hasher(key);
-    return cast(e, h, typename engine::erase_op{std::move(key), h}, try_only);
+    return writes::cast(e, h, typename engine::erase_op{std::move(key), h}, try_only);
   }
 
-  template <class Op>
-  bool cast(engine& e, std::size_t h, Op&& op, bool try_only) {
-    if (e.is_owner_thread()) {
-      throw reentrancy_error("a cast to a table from inside its own owner-side callback");
-    }
-    detail::cache_slot& slot = e.my_slot();
-    detail::thread_record& rec = detail::current_record();
-    const std::uint32_t target = e.owner_of(h);
-    typename engine::message m{std::forward<Op>(op), &slot, rec.generation};
-    auto& box = e.owners[target]->thread.box();
-    auto& q = e.queue(slot, target);
-    if (try_only) {
-      if (!box.try_push_cast(q, std::move(m))) return false;
-    } else if (e.change_feed->on_notifier_thread()) {
-      box.push_call(q, std::move(m));  // a subscriber's cast never waits for room
-    } else {
-      box.push_cast(q, std::move(m), [&] {
-        e.check_not_on_pool("a cast waiting for room in a full mailbox");
-        if (slot.held_by_caller()) {
-          throw reentrancy_error(
-              "a cast waiting for room in a full mailbox inside a snapshot or pin of the same "
-              "table");
-        }
-      });
-    }
-    e.note_cast(rec, target);
-    return true;
-  }
-
-  static void flush_needed_for_all(engine& e) {
-    detail::thread_record& rec = detail::current_record();
-    for (std::uint32_t i = 0; i < e.owner_count; ++i) e.note_cast(rec, i);
-  }
-
-  // Applies the writes that `produce(add)` adds, all or nothing, on the owners of their
-  // keys (all owners are stopped at a barrier, or there is one), then evicts what exceeds.
-  // add(hash, K&&, optional<V>&& (nullopt: erase), ttl).
-  template <class Produce>
-  static void transaction_commit(engine& e, Produce&& produce) {
-    using prepared = typename engine::state_type::prepared;
-    std::vector<std::pair<owner*, prepared>> writes;
-    try {
-      produce([&](std::size_t h, K&& key, std::optional<V>&& value, std::int64_t ttl) {
-        owner& o = *e.owners[e.owner_of(h)];
-        store st{e, o};
-        const std::int64_t t = o.state.now();
-        std::optional<prepared> p;
-        if (value) {
-          p.emplace(o.state.prepare_put(st, h, std::move(key), std::move(*value), ttl, t));
-        } else {
-          p = o.state.prepare_erase(st, h, std::move(key));
-        }
-        if (!p) return;
-        try {
-          writes.emplace_back(&o, std::move(*p));  // strong: prepared moves without throwing
-        } catch (...) {
-          o.state.abort(*p);
-          throw;
-        }
-      });
-    } catch (...) {
-      for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
-      throw;
-    }
-    // Everything applying (or undoing) the writes could allocate, reserved before the first.
-    std::vector<std::size_t> marks;
-    try {
-      marks.resize(e.owners.size());
-      std::vector<std::size_t> per_owner(e.owners.size());
-      std::vector<std::size_t> puts_per_shard(e.shard_mask + 1);
-      for (auto& [o, p] : writes) {
-        ++per_owner[o->index];
-        if (p.value) ++puts_per_shard[e.shard_of(p.hash)];
-      }
-      for (auto& o : e.owners) {
-        if (per_owner[o->index] != 0)
-          e.reserve_all_or_nothing(*o, per_owner[o->index], puts_per_shard);
-      }
-    } catch (...) {
-      for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
-      throw;
-    }
-    for (std::size_t i = 0; i < e.owners.size(); ++i) marks[i] = e.begin_undo(*e.owners[i]);
-    try {
-      for (auto& [o, p] : writes) {
-        store st{e, *o};
-        o->state.apply(st, p);
-      }
-    } catch (...) {
-      for (std::size_t i = 0; i < e.owners.size(); ++i) e.rollback(*e.owners[i], marks[i]);
-      for (auto it = writes.rbegin(); it != writes.rend(); ++it) it->first->state.abort(it->second);
-      throw;
-    }
-    for (auto& o : e.owners) e.end_undo(*o);
-    for (auto& [o, p] : writes) o->state.finish(p);
-    for (auto& o : e.owners) {
-      store st{e, *o};
-      o->state.evict_excess(st);
-    }
-  }
-
-  template <class F>
-  std::invoke_result_t<F&, tx_type&> run_transaction(
-      F& fn, std::optional<std::chrono::steady_clock::time_point> deadline) {
-    using R = std::invoke_result_t<F&, tx_type&>;
-    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
+  // Hashes here (its exceptions reach the caller), then runs body(state, store, hash) on the
+  // key's owner.
+  template <class R, class Body>
+  R keyed(const K& key, const char* what, Body&& body) {
     engine& e = checked();
-    auto body = [&](owner&) -> R {
-      tx_type tx(&find_current_thunk, &e, e.hasher, e.equal);
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(fn, tx);
-        commit_staged(e, tx);
-      } else {
-        R result = std::invoke(fn, tx);
-        commit_staged(e, tx);
-        return result;
-      }
-    };
-    return e.template run_barrier<R>(body, deadline, "transact");
-  }
-
-  static void commit_staged(engine& e, const tx_type& tx) {
-    transaction_commit(e, [&](auto&& add) {
-      for (const auto& [key, value] : tx.staged()) {
-        add(detail::hash_retrying(e.hasher, key), K(key),
-            value ? std::optional<V>(*value) : std::optional<V>(), detail::kNoTtl);
-      }
-    });
-  }
-
-  // The committed, live value of `key` for a transaction (its owner's idle copy).
-  static const V* find_current_thunk(const void* ctx, const K& key, std::size_t h) {
-    engine& e = *const_cast<engine*>(static_cast<const engine*>(ctx));
-    owner& o = *e.owners[e.owner_of(h)];
-    store st{e, o};
-    const entry* p = o.state.find_live(st, key, h, o.state.now());
-    return p ? &p->value : nullptr;
-  }
-
-  template <class Loader>
-  V finish_load(engine& e, const K& key, std::size_t h, std::uint32_t target,
-                detail::thread_record& rec, std::shared_ptr<detail::load_state<V>> load, bool mine,
-                Loader& loader) {
-    if (!mine) {
-      if (load->loader == &rec) {
-        throw reentrancy_error("get_or_load of a key from inside its own loader");
-      }
-      load->wait();
-      if (load->error) std::rethrow_exception(load->error);
-      return *load->value;
-    }
-    detail::cache_slot& slot = e.my_slot();
-    if (e.record_stats) detail::cache_slot::bump(slot.loads);
-    std::optional<V> value;
-    std::exception_ptr error;
-    try {
-      value.emplace(std::invoke(loader, key));
-    } catch (...) {
-      error = std::current_exception();
-      if (e.record_stats) detail::cache_slot::bump(slot.load_failures);
-    }
-    // Waiters are woken whatever happens: by the owner after publishing the value, or here
-    // if the owner could not be reached (the table is shutting down).
-    try {
-      e.template call_on<void>(
-          target,
-          [&](owner& o) {
-            store st{*o.engine, o};
-            try {
-              o.state.end_load(key, h, load.get());
-              if (value && !load->superseded) {
-                o.state.put(st, h, K(key), V(*value), detail::kNoTtl, o.state.now());
-              }
-            } catch (...) {
-              // Not stored (Eq or a copy threw); the loaded value still reaches everyone.
-            }
-            try {
-              load->value = value;
-            } catch (...) {
-              load->error = std::current_exception();
-            }
-            if (error) load->error = error;
-            detail::must_succeed([&] { o.load_wakes.push_back(load); }, "waking loaders");
-          },
-          "get_or_load");
-    } catch (...) {
-      if (!load->done.load(std::memory_order_acquire)) {  // acquire: as in load_state::wait
-        load->error = std::current_exception();
-        load->publish();
-      }
-      throw;
-    }
-    if (error) std::rethrow_exception(error);
-    return std::move(*value);
+    const std::size_t h = e.hasher(key);
+    return e.template call_keyed<R>(
+        h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, what);
   }
 
   static std::unique_ptr<engine> make_engine(const table_options& options, Hash hash, Eq eq) {

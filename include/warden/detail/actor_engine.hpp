@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "warden/detail/cache_calls.hpp"
 #include "warden/detail/call.hpp"
 #include "warden/detail/carried.hpp"
 #include "warden/detail/entry.hpp"
@@ -31,6 +32,7 @@
 #include "warden/detail/owner_state.hpp"
 #include "warden/detail/read_section.hpp"
 #include "warden/options.hpp"
+#include "warden/transaction.hpp"
 
 namespace warden::detail {
 
@@ -198,6 +200,71 @@ struct actor_engine {
     undo.clear();
   }
 
+  // Applies the writes that `produce(add)` adds (at most `count`), all or nothing, then
+  // evicts what exceeds. add(hash, K&&, optional<V>&& (nullopt: erase), ttl).
+  template <class Produce>
+  void commit_writes(std::size_t count, Produce&& produce) {
+    using prepared = typename state_type::prepared;
+    store st{*this};
+    std::vector<prepared> writes;
+    writes.reserve(count);  // push_back below cannot throw
+    const std::int64_t t = state.now();
+    try {
+      produce([&](std::size_t h, K&& key, std::optional<V>&& value, std::int64_t ttl) {
+        if (value) {
+          writes.push_back(state.prepare_put(st, h, std::move(key), std::move(*value), ttl, t));
+        } else if (auto p = state.prepare_erase(st, h, std::move(key))) {
+          writes.push_back(std::move(*p));
+        }
+      });
+    } catch (...) {
+      for (auto it = writes.rbegin(); it != writes.rend(); ++it) state.abort(*it);
+      throw;
+    }
+    try {
+      all_or_nothing([&] {
+        for (auto& p : writes) state.apply(st, p);
+      });
+    } catch (...) {
+      for (auto it = writes.rbegin(); it != writes.rend(); ++it) state.abort(*it);
+      throw;
+    }
+    for (auto& p : writes) state.finish(p);
+    state.evict_excess(st);
+  }
+
+  // Runs fn(tx) on the actor's thread and commits its writes, all or nothing.
+  template <class F>
+  auto transact(F& fn, std::optional<std::chrono::steady_clock::time_point> deadline) {
+    using tx_type = transaction<K, V, Hash, Eq>;
+    using R = std::invoke_result_t<F&, tx_type&>;
+    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
+    return run_on_owner(
+        [&fn](actor_engine& e) -> R {
+          tx_type tx(&find_live_thunk, &e, e.hasher, e.equal);
+          auto commit = [&] {
+            e.commit_writes(tx.staged().size(),
+                            [&](auto&& add) { add_staged_writes<K, V>(tx, e.hasher, add); });
+          };
+          if constexpr (std::is_void_v<R>) {
+            std::invoke(fn, tx);
+            commit();
+          } else {
+            R result = std::invoke(fn, tx);
+            commit();
+            return result;
+          }
+        },
+        deadline);
+  }
+
+  static const V* find_live_thunk(const void* ctx, const K& key, std::size_t h) {
+    auto& e = *const_cast<actor_engine*>(static_cast<const actor_engine*>(ctx));
+    store st{e};
+    const entry* p = e.state.find_live(st, key, h, e.state.now());
+    return p ? &p->value : nullptr;
+  }
+
   void publish_changes() noexcept {
     if (state.changes().empty()) return;
     must_succeed([&] { change_feed->publish(std::move(state.changes()), [] {}); },
@@ -275,6 +342,99 @@ struct actor_engine {
       throw reentrancy_error(std::string(what) +
                              " from a thread of the owner_pool the actor runs on");
     }
+  }
+
+  // ---- caller side -------------------------------------------------------------------------
+  cache_slot& my_slot() const {
+    return slots.mine([] {});
+  }
+
+  thread_record& not_on_owner() const {
+    if (is_owner_thread()) throw reentrancy_error("an actor operation from its own thread");
+    return current_record();
+  }
+
+  // Runs fn(actor_engine&) on the actor's thread and returns its result (or rethrows); with a
+  // deadline, cancels it (timeout_error) if the actor has not started it by then.
+  template <class Fn>
+  std::invoke_result_t<Fn&, actor_engine&> run_on_owner(
+      Fn&& fn, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt) {
+    using R = std::invoke_result_t<Fn&, actor_engine&>;
+    thread_record& rec = not_on_owner();
+    check_not_on_pool("a call");
+    if (change_feed->bounded() && change_feed->on_notifier_thread()) {
+      throw reentrancy_error("a call from a subscriber of an actor with a bounded change feed");
+    }
+    struct fn_call : call_t {
+      std::remove_reference_t<Fn>* fn;
+      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+    };
+    fn_call local;
+    fn_call* timed_call = deadline ? new_timed_call<fn_call>(1) : &local;
+    std::optional<claim_ref> timed;
+    if (deadline) timed.emplace(timed_call->claim);
+    fn_call& c = *timed_call;
+    c.fn = &fn;
+    c.run = [](call_t& base, actor_engine& en) {
+      auto& self = static_cast<fn_call&>(base);
+      try {
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(*self.fn, en);
+        } else {
+          self.result.emplace(std::invoke(*self.fn, en));
+        }
+      } catch (...) {
+        self.error = std::current_exception();
+      }
+    };
+    begin_call<actor_engine>(c, rec, 1);
+    try {
+      thread.box().push_call(queue(my_slot()), message{&c, nullptr, 0});
+    } catch (...) {
+      abandon_after_partial_post(c, 0, 1);
+    }
+    if (deadline) {
+      await_until(c, *deadline);
+    } else {
+      await(c);
+    }
+    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
+  }
+
+  // Runs body(state, store) -> R on the actor's thread (cache_calls.hpp).
+  template <class R, class Body>
+  R call_keyed(std::size_t, Body&& body, const char*) {
+    return run_on_owner([&](actor_engine& e) -> R {
+      store st{e};
+      return body(e.state, st);
+    });
+  }
+
+  // get_or_load after a miss (cache_calls.hpp).
+  template <class Loader>
+  V load_missing(const K& key, std::size_t h, Loader& loader) {
+    using calls = keyed_calls<K, V>;
+    const thread_record& rec = current_record();
+    auto c = call_keyed<typename calls::claimed>(
+        h, [&](state_type& s, store& st) { return calls::find_or_claim(s, st, key, h, rec); },
+        "get_or_load");
+    return calls::finish_load(key, h, rec, std::move(c), loader, my_slot(), record_stats,
+                              [&](auto&& end) {
+                                run_on_owner([&](actor_engine& e) {
+                                  store st{e};
+                                  end(e.state, st, e.load_wakes);
+                                });
+                              });
+  }
+
+  cache_stats stats() const {
+    cache_stats st;
+    add_caller_stats(slots, st);
+    add_owner_stats(state.counters(), st);
+    st.mailbox_depth = thread.box().depth();
+    drop_unrecorded_stats(record_stats, st);
+    add_feed_stats(*change_feed, st);
+    return st;
   }
 
   using queue_type = typename mailbox<message>::producer;

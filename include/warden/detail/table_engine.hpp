@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "warden/detail/access_log.hpp"
+#include "warden/detail/cache_calls.hpp"
 #include "warden/detail/call.hpp"
 #include "warden/detail/carried.hpp"
 #include "warden/detail/entry.hpp"
@@ -90,6 +91,8 @@ inline constexpr auto kForeignClockTick = std::chrono::milliseconds(10);
 template <class K, class V, class Hash, class Eq>
 class table_engine {
  public:
+  using key_type = K;
+  using mapped_type = V;
   using entry = stored<V>;
   using map_type = owner_map<K, entry, Hash, Eq>;
   using state_type = owner_state<K, V, Hash, Eq>;
@@ -854,6 +857,50 @@ class table_engine {
     };
     post_one(slot, rec, c, target);
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
+  }
+
+  // Runs body(state, store) -> R on the owner of hash `h` (cache_calls.hpp).
+  template <class R, class Body>
+  R call_keyed(std::size_t h, Body&& body, const char* what) {
+    return call_on<R>(
+        owner_of(h),
+        [&](owner& o) -> R {
+          store st{*this, o};
+          return body(o.state, st);
+        },
+        what);
+  }
+
+  // get_or_load after a miss in the published state (cache_calls.hpp).
+  template <class Loader>
+  V load_missing(const K& key, std::size_t h, Loader& loader) {
+    using calls = keyed_calls<K, V>;
+    const thread_record& rec = current_record();
+    auto c = call_keyed<typename calls::claimed>(
+        h, [&](state_type& s, store& st) { return calls::find_or_claim(s, st, key, h, rec); },
+        "get_or_load");
+    return calls::finish_load(key, h, rec, std::move(c), loader, my_slot(), record_stats,
+                              [&](auto&& end) {
+                                call_on<void>(
+                                    owner_of(h),
+                                    [&](owner& o) {
+                                      store st{*this, o};
+                                      end(o.state, st, o.load_wakes);
+                                    },
+                                    "get_or_load");
+                              });
+  }
+
+  cache_stats stats() const {
+    cache_stats st;
+    add_caller_stats(slots, st);
+    for (const auto& o : owners) {
+      add_owner_stats(o->state.counters(), st);
+      st.mailbox_depth += o->thread.box().depth();
+    }
+    drop_unrecorded_stats(record_stats, st);
+    add_feed_stats(*change_feed, st);
+    return st;
   }
 
   // Returns once every cast this thread sent before is applied and visible; rethrows the
