@@ -42,7 +42,6 @@ template <class K, class V, class Hash = absl::Hash<K>, class Eq = std::equal_to
 class actor {
   using engine = detail::actor_engine<K, V, Hash, Eq>;
   using entry = detail::stored<V>;
-  using store = typename engine::store;
   static_assert(std::is_nothrow_move_constructible_v<K> && std::is_nothrow_move_constructible_v<V>,
                 "warden::actor needs nothrow-movable keys and values: the map relocates them "
                 "when it grows, and a throw there cannot be undone");
@@ -72,16 +71,16 @@ class actor {
       const entry* p = find_entry(key);
       return p ? std::optional<versioned<V>>(versioned<V>{p->value, p->version}) : std::nullopt;
     }
-    std::size_t size() const { return e_->map.size(); }
+    std::size_t size() const { return e_->entries().size(); }
     template <class F>
     void for_each(F&& f) const {
-      for (const auto& [k, v] : e_->map) {
+      for (const auto& [k, v] : e_->entries()) {
         if (v.live_at(now_)) f(k, static_cast<const V&>(v.value));
       }
     }
     template <class F>
     void for_each_entry(F&& f) const {
-      for (const auto& [k, v] : e_->map) {
+      for (const auto& [k, v] : e_->entries()) {
         if (v.live_at(now_)) f(k, static_cast<const V&>(v.value), v.deadline);
       }
     }
@@ -93,9 +92,8 @@ class actor {
     view(const view&) = delete;
     view& operator=(const view&) = delete;
     const entry* find_entry(const K& key) const {
-      auto it = e_->map.find(detail::prehashed_key<K>{&key, e_->hasher(key)});
-      if (it == e_->map.end() || !it->second.live_at(now_)) return nullptr;
-      return &it->second;
+      const entry* p = e_->find(key, e_->hash(key));
+      return p != nullptr && p->live_at(now_) ? p : nullptr;
     }
     const engine* e_;
     std::int64_t now_;
@@ -164,24 +162,14 @@ class actor {
   }
 
   // Entries held now (expired ones the actor has not removed yet included).
-  std::size_t size() const {
-    return checked().run_on_owner([](engine& e) { return e.map.size(); });
-  }
+  std::size_t size() const { return checked().size(); }
 
   cache_stats stats() const { return checked().stats(); }
 
   // Writes every live entry (encoded on the actor's thread: one instant), with the time each
   // has left to live. The format is the same on every backend.
   void dump(std::ostream& os) const {
-    std::string bytes = checked().run_on_owner([](engine& e) {
-      detail::dump_writer<K, V> w;
-      const std::int64_t t = e.state.now();
-      for (const auto& [k, v] : e.map) {
-        if (!v.live_at(t)) continue;
-        w.add(k, v.value, v.deadline == detail::kNever ? detail::kDumpNoTtl : v.deadline - t);
-      }
-      return std::move(w).finish();
-    });
+    const std::string bytes = checked().dump_bytes();
     os.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!os) throw error("warden::actor::dump: the stream failed");
   }
@@ -200,35 +188,12 @@ class actor {
   void erase(K key) { cast_erase(std::move(key), false); }
   bool try_erase(K key) { return cast_erase(std::move(key), true); }
   // Removes every entry as one batch; asynchronous, ordered behind this thread's casts.
-  void clear() {
-    engine& e = checked();
-    e.not_on_owner();
-    struct clear_call : engine::call_t {};
-    auto* c = detail::new_detached_call<clear_call>(1);
-    c->run = [](typename engine::call_t&, engine& en) {
-      store st{en};
-      en.state.clear(st);
-    };
-    try {
-      e.thread.box().push_call(e.queue(e.my_slot()), typename engine::message{c, nullptr, 0});
-    } catch (...) {
-      c->claim->release();
-      throw;
-    }
-  }
+  void clear() { checked().clear(); }
 
   // ---- calls ------------------------------------------------------------------------------
   // Returns once every cast this thread sent before is applied; rethrows the first error of
   // those casts since this thread's last flush, if any.
-  void flush() {
-    engine& e = checked();
-    detail::linger_count::scope stay(e.lingering, true);
-    detail::cache_slot& slot = e.my_slot();
-    checked().run_on_owner([](engine&) {});
-    if (auto err = slot.take_cast_error(detail::current_record().generation)) {
-      std::rethrow_exception(err);
-    }
-  }
+  void flush() { checked().flush(); }
 
   V update_counter(const K& key, V delta)
     requires detail::counter_value<V>
@@ -264,13 +229,7 @@ class actor {
   template <class Pred>
     requires std::is_invocable_r_v<bool, Pred&, const K&, const V&>
   std::size_t erase_if(Pred&& pred) {
-    return checked().run_on_owner([&](engine& e) {
-      store st{e};
-      auto keys = e.state.select(st, pred, e.state.now());
-      std::size_t n = 0;
-      for (auto& [k, h] : keys) n += e.state.erase(st, h, std::move(k)) ? 1 : 0;
-      return n;
-    });
+    return checked().erase_if(pred);
   }
 
   template <class F>
@@ -296,7 +255,7 @@ class actor {
     using R = std::invoke_result_t<F&, view&>;
     static_assert(!std::is_reference_v<R>, "a snapshot function must return by value");
     return checked().run_on_owner([&](engine& e) -> R {
-      view v(&e, e.state.now());
+      view v(&e, e.now());
       return std::invoke(fn, v);
     });
   }
@@ -308,32 +267,20 @@ class actor {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
     engine& e = checked();
-    return e.load_missing(key, e.hasher(key), loader);
+    return e.load_missing(key, e.hash(key), loader);
   }
 
   // As table::restore.
   void restore(std::istream& is) {
-    checked();
-    auto entries = detail::read_dump<K, V>(is);
-    checked().run_on_owner([&](engine& e) {
-      e.commit_writes(entries.size(),
-                      [&](auto&& add) { detail::add_dumped_writes<K, V>(entries, e.hasher, add); });
-    });
+    engine& e = checked();
+    e.restore(detail::read_dump<K, V>(is));
   }
 
   // As table::subscribe.
   template <class F>
     requires std::invocable<F&, const change_batch<K, V>&>
   [[nodiscard]] subscription subscribe(F fn) {
-    engine& en = checked();
-    en.not_on_owner();
-    const std::uint64_t id = en.change_feed->add(std::move(fn));
-    subscription sub(en.change_feed, id);
-    checked().run_on_owner([](engine& e) {
-      e.publish_changes();
-      e.state.set_collecting(true);
-    });
-    return sub;
+    return checked().subscribe(std::move(fn));
   }
 
  private:
@@ -354,50 +301,26 @@ class actor {
   template <class R, class Body>
   R keyed(const K& key, Body&& body) {
     engine& e = checked();
-    const std::size_t h = e.hasher(key);
+    const std::size_t h = e.hash(key);
     return e.template call_keyed<R>(h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, "");
   }
 
-  // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`; counts the stats.
+  // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`.
   template <class Q, class OnHit, class R>
   R counted_read(const Q& key, OnHit on_hit, R miss) const {
-    engine& en = checked();
-    const std::size_t h = detail::lookup_hash<K, Hash, Eq>(en.hasher, key);
-    std::optional<R> out = checked().run_on_owner([&](engine& e) -> std::optional<R> {
-      const entry* p = e.read(key, h);
-      if (p == nullptr) return std::nullopt;
-      return std::optional<R>(on_hit(*p));
-    });
-    if (en.record_stats) detail::cache_slot::bump(out ? en.my_slot().hits : en.my_slot().misses);
-    return out ? std::move(*out) : std::move(miss);
+    engine& e = checked();
+    return e.counted_read(key, e.hash(key), on_hit, std::move(miss));
   }
 
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {
-    const std::size_t h = checked().hasher(key);
-    return cast_message(typename engine::put_op{std::move(key), std::move(value), h, ttl},
-                        try_only);
+    engine& e = checked();
+    const std::size_t h = e.hash(key);
+    return e.cast(typename engine::put_op{std::move(key), std::move(value), h, ttl}, try_only);
   }
   bool cast_erase(K&& key, bool try_only) {
-    const std::size_t h = checked().hasher(key);
-    return cast_message(typename engine::erase_op{std::move(key), h}, try_only);
-  }
-
-  template <class Op>
-  bool cast_message(Op&& op, bool try_only) {
     engine& e = checked();
-    detail::thread_record& rec = e.not_on_owner();
-    detail::cache_slot& slot = e.my_slot();
-    typename engine::message m{std::forward<Op>(op), &slot, rec.generation};
-    auto& q = e.queue(slot);
-    if (try_only) return e.thread.box().try_push_cast(q, std::move(m));
-    if (e.change_feed->on_notifier_thread()) {
-      e.thread.box().push_call(q, std::move(m));  // a subscriber's cast never waits for room
-    } else {
-      e.thread.box().push_cast(q, std::move(m), [&] {
-        e.check_not_on_pool("a cast waiting for room in a full mailbox");
-      });
-    }
-    return true;
+    const std::size_t h = e.hash(key);
+    return e.cast(typename engine::erase_op{std::move(key), h}, try_only);
   }
 
   std::unique_ptr<engine> e_;

@@ -72,19 +72,19 @@ class table {
   class view {
    public:
     std::optional<V> get(const K& key) const {
-      const entry* p = live(e_->find_published(pub_, key, e_->hasher(key)));
+      const entry* p = live(e_->find_published(pub_, key, e_->hash(key)));
       return p ? std::optional<V>(p->value) : std::nullopt;
     }
     bool contains(const K& key) const {
-      return live(e_->find_published(pub_, key, e_->hasher(key))) != nullptr;
+      return live(e_->find_published(pub_, key, e_->hash(key))) != nullptr;
     }
     // In place, valid while the view lives.
     const V* find(const K& key) const {
-      const entry* p = live(e_->find_published(pub_, key, e_->hasher(key)));
+      const entry* p = live(e_->find_published(pub_, key, e_->hash(key)));
       return p ? &p->value : nullptr;
     }
     std::optional<versioned<V>> get_versioned(const K& key) const {
-      const entry* p = live(e_->find_published(pub_, key, e_->hasher(key)));
+      const entry* p = live(e_->find_published(pub_, key, e_->hash(key)));
       return p ? std::optional<versioned<V>>(versioned<V>{p->value, p->version}) : std::nullopt;
     }
     // The same reads by a lookup key (see table::get(const Q&)).
@@ -109,13 +109,13 @@ class table {
     // included, as size() counts them).
     std::size_t size() const {
       std::size_t n = 0;
-      for (std::size_t s = 0; s <= e_->shard_mask; ++s) n += e_->published_map(pub_, s).size();
+      for (std::size_t s = 0; s < e_->shard_count(); ++s) n += e_->published_map(pub_, s).size();
       return n;
     }
     // Calls f(key, value) for every live entry, in no particular order.
     template <class F>
     void for_each(F&& f) const {
-      for (std::size_t s = 0; s <= e_->shard_mask; ++s) {
+      for (std::size_t s = 0; s < e_->shard_count(); ++s) {
         for (const auto& [k, v] : e_->published_map(pub_, s)) {
           if (live(&v) != nullptr) f(k, static_cast<const V&>(v.value));
         }
@@ -124,7 +124,7 @@ class table {
     // As for_each, with each entry's deadline (kNever: none) on the table's clock.
     template <class F>
     void for_each_entry(F&& f) const {
-      for (std::size_t s = 0; s <= e_->shard_mask; ++s) {
+      for (std::size_t s = 0; s < e_->shard_count(); ++s) {
         for (const auto& [k, v] : e_->published_map(pub_, s)) {
           if (live(&v) != nullptr) f(k, static_cast<const V&>(v.value), v.deadline);
         }
@@ -144,7 +144,7 @@ class table {
 
     template <class Q>
     std::size_t lookup_hash(const Q& key) const {
-      return detail::lookup_hash<K, Hash, Eq>(e_->hasher, key);
+      return e_->hash(key);
     }
     const entry* live(const entry* p) const {
       if (p == nullptr || p->deadline == detail::kNever) return p;
@@ -273,7 +273,7 @@ class table {
 
   // Diagnostics: how many times the owners have switched their readers between light and
   // fenced announcements (table_options::asymmetric_fence).
-  std::uint64_t fence_mode_switches() const noexcept { return e_ ? e_->published.switches() : 0; }
+  std::uint64_t fence_mode_switches() const noexcept { return e_ ? e_->fence_mode_switches() : 0; }
 
   // Writes every live entry as of one instant (a snapshot; writers keep running), with the
   // time each has left to live. The format is the same on every backend (dump_format.hpp).
@@ -397,7 +397,7 @@ class table {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
     engine& e = checked();
-    return e.load_missing(key, e.hasher(key), loader);
+    return e.load_missing(key, e.hash(key), loader);
   }
 
   // Puts every entry of a dump (with the time it had left to live), as one batch. Throws
@@ -430,7 +430,7 @@ class table {
   template <class Q, class OnHit>
   WARDEN_ALWAYS_INLINE bool read(const Q& key, OnHit&& on_hit) const {
     const engine& e = checked();
-    const std::size_t h = detail::lookup_hash<K, Hash, Eq>(e.hasher, key);
+    const std::size_t h = e.hash(key);
     detail::cache_slot& slot = e.my_slot();
     std::int64_t t = 0;
     bool hit;
@@ -458,13 +458,13 @@ class table {
 
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {
     engine& e = checked();
-    const std::size_t h = e.hasher(key);
+    const std::size_t h = e.hash(key);
     return writes::cast(e, h, typename engine::put_op{std::move(key), std::move(value), h, ttl},
                         try_only);
   }
   bool cast_erase(K&& key, bool try_only) {
     engine& e = checked();
-    const std::size_t h = e.hasher(key);
+    const std::size_t h = e.hash(key);
     return writes::cast(e, h, typename engine::erase_op{std::move(key), h}, try_only);
   }
 
@@ -473,7 +473,7 @@ class table {
   template <class R, class Body>
   R keyed(const K& key, const char* what, Body&& body) {
     engine& e = checked();
-    const std::size_t h = e.hasher(key);
+    const std::size_t h = e.hash(key);
     return e.template call_keyed<R>(
         h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, what);
   }

@@ -21,6 +21,7 @@
 #include <variant>
 #include <vector>
 
+#include "warden/change_feed.hpp"
 #include "warden/detail/cache_calls.hpp"
 #include "warden/detail/call.hpp"
 #include "warden/detail/carried.hpp"
@@ -37,7 +38,8 @@
 namespace warden::detail {
 
 template <class K, class V, class Hash, class Eq>
-struct actor_engine {
+class actor_engine {
+ public:
   using entry = stored<V>;
   using map_type = owner_map<K, entry, Hash, Eq>;
   using state_type = owner_state<K, V, Hash, Eq>;
@@ -134,8 +136,7 @@ struct actor_engine {
         record_stats(opts.record_stats),
         change_feed(std::make_shared<feed_type>(opts.feed_capacity)),
         thread(opts.mailbox_capacity, opts.pool) {
-    thread.start([this](std::vector<message>& batch) { process(batch); },
-                 [this] { return idle(); });
+    thread.start(*this);
   }
   actor_engine(const actor_engine&) = delete;
   actor_engine& operator=(const actor_engine&) = delete;
@@ -276,7 +277,10 @@ struct actor_engine {
     if (m.sender != nullptr) m.sender->record_cast_error(m.generation, std::move(e));
   }
 
-  void process(std::vector<message>& batch) noexcept {
+  // ---- the owner loop's hooks (owner_loop.hpp) ----------------------------------------------
+  // A call is answered as soon as it has run (the changes made so far handed to the feed
+  // first), not at the end of its batch: nothing else needs publishing.
+  void apply(std::vector<message>& batch) noexcept {
     owner_counters::add(state.counters().batches, 1);
     state.set_collecting(change_feed->has_subscribers());
     store st{*this};
@@ -317,9 +321,13 @@ struct actor_engine {
         load_wakes.clear();
       }
     }
-    state.expire(st, state.now());
-    publish_changes();
   }
+  void after_applied() noexcept {
+    store st{*this};
+    state.expire(st, state.now());
+  }
+  void publish() noexcept { publish_changes(); }
+  void after_published() noexcept {}
 
   std::chrono::steady_clock::time_point idle() noexcept {
     using clock_t = std::chrono::steady_clock;
@@ -345,6 +353,123 @@ struct actor_engine {
   }
 
   // ---- caller side -------------------------------------------------------------------------
+  template <class Q>
+  std::size_t hash(const Q& key) const {
+    return lookup_hash<K, Hash, Eq>(hasher, key);
+  }
+
+  // For views, which run on the actor's thread.
+  const map_type& entries() const noexcept { return map; }
+  template <class Q>
+  const entry* find(const Q& key, std::size_t h) const {
+    auto it = map.find(prehashed_key<Q>{&key, h});
+    return it == map.end() ? nullptr : &it->second;
+  }
+  std::int64_t now() const { return state.now(); }
+
+  template <class Op>
+  bool cast(Op&& op, bool try_only) {
+    thread_record& rec = not_on_owner();
+    cache_slot& slot = my_slot();
+    message m{std::forward<Op>(op), &slot, rec.generation};
+    auto& q = queue(slot);
+    if (try_only) return thread.box().try_push_cast(q, std::move(m));
+    if (change_feed->on_notifier_thread()) {
+      thread.box().push_call(q, std::move(m));  // a subscriber's cast never waits for room
+    } else {
+      thread.box().push_cast(
+          q, std::move(m), [&] { check_not_on_pool("a cast waiting for room in a full mailbox"); });
+    }
+    return true;
+  }
+
+  // A read on the actor's thread: on_hit(entry) -> R for a live entry, else `miss`; counts
+  // the caller's stats.
+  template <class Q, class OnHit, class R>
+  R counted_read(const Q& key, std::size_t h, OnHit& on_hit, R miss) {
+    std::optional<R> out = run_on_owner([&](actor_engine& e) -> std::optional<R> {
+      const entry* p = e.read(key, h);
+      if (p == nullptr) return std::nullopt;
+      return std::optional<R>(on_hit(*p));
+    });
+    if (record_stats) cache_slot::bump(out ? my_slot().hits : my_slot().misses);
+    return out ? std::move(*out) : std::move(miss);
+  }
+
+  std::size_t size() {
+    return run_on_owner([](actor_engine& e) { return e.map.size(); });
+  }
+
+  // Every live entry, encoded on the actor's thread (one instant; dump_format.hpp).
+  std::string dump_bytes() {
+    return run_on_owner([](actor_engine& e) {
+      dump_writer<K, V> w;
+      const std::int64_t t = e.state.now();
+      for (const auto& [k, v] : e.map) {
+        if (!v.live_at(t)) continue;
+        w.add(k, v.value, v.deadline == kNever ? kDumpNoTtl : v.deadline - t);
+      }
+      return std::move(w).finish();
+    });
+  }
+
+  // Asynchronous, ordered behind this thread's casts.
+  void clear() {
+    not_on_owner();
+    struct clear_call : call_t {};
+    auto* c = new_detached_call<clear_call>(1);
+    c->run = [](call_t&, actor_engine& en) {
+      store st{en};
+      en.state.clear(st);
+    };
+    try {
+      thread.box().push_call(queue(my_slot()), message{c, nullptr, 0});
+    } catch (...) {
+      c->claim->release();
+      throw;
+    }
+  }
+
+  void flush() {
+    linger_count::scope stay(lingering, true);
+    cache_slot& slot = my_slot();
+    run_on_owner([](actor_engine&) {});
+    if (auto err = slot.take_cast_error(current_record().generation)) {
+      std::rethrow_exception(err);
+    }
+  }
+
+  template <class Pred>
+  std::size_t erase_if(Pred& pred) {
+    return run_on_owner([&](actor_engine& e) {
+      store st{e};
+      auto keys = e.state.select(st, pred, e.state.now());
+      std::size_t n = 0;
+      for (auto& [k, h] : keys) n += e.state.erase(st, h, std::move(k)) ? 1 : 0;
+      return n;
+    });
+  }
+
+  template <class Entries>
+  void restore(Entries entries) {
+    run_on_owner([&](actor_engine& e) {
+      e.commit_writes(entries.size(),
+                      [&](auto&& add) { add_dumped_writes<K, V>(entries, e.hasher, add); });
+    });
+  }
+
+  template <class F>
+  subscription subscribe(F fn) {
+    not_on_owner();
+    const std::uint64_t id = change_feed->add(std::move(fn));
+    subscription sub(change_feed, id);
+    run_on_owner([](actor_engine& e) {
+      e.publish_changes();
+      e.state.set_collecting(true);
+    });
+    return sub;
+  }
+
   cache_slot& my_slot() const {
     return slots.mine([] {});
   }
@@ -445,6 +570,7 @@ struct actor_engine {
     return *static_cast<queue_type*>(s.producers[0]);
   }
 
+ private:
   mutable slot_list slots;  // callers' per-thread parts: stats counters, cast errors
   const Hash hasher;
   const Eq equal;

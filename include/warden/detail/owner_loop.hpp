@@ -1,11 +1,11 @@
-// The owner thread, shared by the table's owners and the actor: it drains its mailbox batch
+// The owner loop, shared by the table's owners and the actor: it drains its mailbox batch
 // by batch and wakes on its own when it has timed work.
 //
-// One cycle: wait for messages, a nudge or the deadline `idle()` last asked for; hand the
-// drained batch (possibly empty) to `batch`; call `idle()`, which does the timed work due by
-// now (expiry, access records, fence bits) and returns when it next needs to run. Both
-// callbacks are noexcept: they catch user exceptions and carry them to callers, so an owner
-// never dies from user code. stop() drains: every message accepted before it is processed.
+// One cycle: wait for messages, a nudge or the deadline the last idle() asked for; then
+// call the owner's hooks (owner_hooks below) in order on the drained batch (possibly empty):
+// apply, after_applied, publish, after_published, idle. Every hook is noexcept: hooks catch
+// user exceptions and carry them to callers, so an owner never dies from user code. stop()
+// drains: every message accepted before it is processed.
 //
 // Given an owner_pool, the owner starts no thread: the same cycle runs as the pool's task
 // (one cycle per turn, never on two threads at once), woken by its mailbox's pushes, nudges
@@ -14,9 +14,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <concepts>
 #include <condition_variable>
 #include <cstddef>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -37,6 +37,22 @@ void clear_keeping_working_set(std::vector<T>& v, std::size_t used, std::size_t 
   if (v.capacity() > keep && used < v.capacity() / 4) std::vector<T>().swap(v);
 }
 
+// What the loop asks of an owner, once per cycle and in this order:
+//   apply(batch)       every message in arrival order: casts applied, calls run
+//   after_applied()    work that joins the batch before anyone sees it (expiry due by now)
+//   publish()          the batch becomes visible: to readers, and to the change feed
+//   after_published()  what waits for visibility: replies to the batch's calls, loaders
+//   idle()             timed work (expiry sweeps, access records, fence bits); returns when
+//                      the loop must run again if no message comes
+template <class H, class Msg>
+concept owner_hooks = requires(H& h, std::vector<Msg>& batch) {
+  { h.apply(batch) } noexcept;
+  { h.after_applied() } noexcept;
+  { h.publish() } noexcept;
+  { h.after_published() } noexcept;
+  { h.idle() } noexcept -> std::same_as<std::chrono::steady_clock::time_point>;
+};
+
 template <class Msg>
 class owner_thread {
  public:
@@ -49,28 +65,25 @@ class owner_thread {
   owner_thread& operator=(const owner_thread&) = delete;
   ~owner_thread() { stop(); }
 
-  template <class Batch, class Idle>
-  void start(Batch batch, Idle idle) {
+  // `hooks` must outlive stop().
+  template <class H>
+    requires owner_hooks<H, Msg>
+  void start(H& hooks) {
+    hooks_ = &hooks;
+    cycle_ = &run_cycle<H>;
     if (pool_) {
-      batch_ = std::move(batch);
-      idle_ = std::move(idle);
       mailbox_.set_waker([](void* t) { static_cast<owner_thread*>(t)->wake_task(); }, this);
       pool_->attach(task_);
       attached_ = true;
       return;
     }
-    thread_ = std::thread([this, batch = std::move(batch), idle = std::move(idle)]() mutable {
+    thread_ = std::thread([this] {
       // relaxed: see is_current; stored here too, so the owner knows itself from its first
       // cycle on, before the starting thread's store below.
       id_.store(std::this_thread::get_id(), std::memory_order_relaxed);
       std::vector<Msg> work;
       time_point wake = time_point::max();
-      while (mailbox_.wait_and_drain(work, wake)) {
-        const std::size_t used = work.size();
-        batch(work);
-        clear_keeping_working_set(work, used, kKeepBatchCapacity);
-        wake = idle();
-      }
+      while (mailbox_.wait_and_drain(work, wake)) wake = cycle(work);
     });
     // relaxed: read only to recognize the owner's own thread (is_current).
     id_.store(thread_.get_id(), std::memory_order_relaxed);
@@ -122,6 +135,24 @@ class owner_thread {
     return finished_locked_;
   }
 
+  template <class H>
+  static time_point run_cycle(void* hooks, std::vector<Msg>& work) noexcept {
+    H& h = *static_cast<H*>(hooks);
+    h.apply(work);
+    h.after_applied();
+    h.publish();
+    h.after_published();
+    return h.idle();
+  }
+
+  // One cycle on the drained `work`; returns the next deadline.
+  time_point cycle(std::vector<Msg>& work) noexcept {
+    const std::size_t used = work.size();
+    const time_point wake = cycle_(hooks_, work);
+    clear_keeping_working_set(work, used, kKeepBatchCapacity);
+    return wake;
+  }
+
   // One turn on a pool thread: the body of the dedicated loop, without its waits.
   static time_point_t pooled_cycle(void* ctx) noexcept {
     auto& self = *static_cast<owner_thread*>(ctx);
@@ -138,13 +169,12 @@ class owner_thread {
       self.finished_cv_.notify_all();
       return time_point_t::max();
     }
-    if (r == mailbox<Msg>::poll_result::work || std::chrono::steady_clock::now() >= self.wake_) {
-      const std::size_t used = self.work_.size();
-      self.batch_(self.work_);
-      clear_keeping_working_set(self.work_, used, kKeepBatchCapacity);
-      self.wake_ = self.idle_();
-      // Look again at once: more may have come (a dedicated owner would spin here).
-      next = r == mailbox<Msg>::poll_result::work ? std::chrono::steady_clock::now() : self.wake_;
+    const bool work = r == mailbox<Msg>::poll_result::work;
+    const time_point_t now = std::chrono::steady_clock::now();
+    if (work || now >= self.wake_) {
+      self.wake_ = self.cycle(self.work_);
+      // Look again at once after work: more may have come (a dedicated owner would spin).
+      next = work ? now : self.wake_;
     }
     self.id_.store(std::thread::id(), std::memory_order_relaxed);  // relaxed: as above
     return next;
@@ -153,13 +183,13 @@ class owner_thread {
   mailbox<Msg> mailbox_;
   std::thread thread_;
   std::atomic<std::thread::id> id_{};
+  void* hooks_ = nullptr;  // set before the thread or task starts, constant after
+  time_point (*cycle_)(void*, std::vector<Msg>&) noexcept = nullptr;
   // Pooled: the task and what its cycles use (only the thread running the task touches
-  // work_, wake_, batch_ and idle_; the pool runs it on one thread at a time).
+  // work_ and wake_; the pool runs it on one thread at a time).
   std::shared_ptr<owner_pool> pool_;
   owner_pool::task task_;
   bool attached_ = false;
-  std::function<void(std::vector<Msg>&)> batch_;
-  std::function<time_point()> idle_;
   std::vector<Msg> work_;
   time_point wake_ = time_point::max();
   std::mutex finish_mutex_;

@@ -88,6 +88,9 @@ inline constexpr auto kAccessDrainTick = std::chrono::milliseconds(1);
 // With a clock other than steady_clock, how often an owner with timers looks at the time.
 inline constexpr auto kForeignClockTick = std::chrono::milliseconds(10);
 
+template <class Engine>
+struct table_writes;  // table_writes.hpp
+
 template <class K, class V, class Hash, class Eq>
 class table_engine {
  public:
@@ -168,6 +171,19 @@ class table_engine {
     void clear() noexcept { e.clear_owner(o); }
   };
 
+  // Owner o's hooks for the owner loop (owner_loop.hpp).
+  struct hooks {
+    table_engine& e;
+    owner& o;
+    void apply(std::vector<message>& batch) noexcept { e.apply(o, batch); }
+    void after_applied() noexcept { e.expire_due(o); }
+    void publish() noexcept { e.publish_owner(o); }
+    // The batch's log (o.oplog) is replayed onto the copy readers left lazily, at the
+    // owner's next write (ensure_idle_ready), so that readers get time to leave it.
+    void after_published() noexcept { e.reply(o); }
+    std::chrono::steady_clock::time_point idle() noexcept { return e.idle(o); }
+  };
+
   struct owner {
     owner(table_engine* e, std::uint32_t i, std::size_t capacity, std::size_t budget,
           std::shared_ptr<owner_pool> pool)
@@ -192,7 +208,8 @@ class table_engine {
     std::vector<std::shared_ptr<load_state<V>>> load_wakes;  // ended loads, likewise
     std::uint64_t next_barrier = 1;             // the barrier call this owner may run next
     std::map<std::uint64_t, call_t*> deferred;  // barrier calls found ahead of their turn
-    owner_thread<message> thread;               // last: started after everything it uses exists
+    hooks loop_hooks{*engine, *this};
+    owner_thread<message> thread;  // last: started after everything it uses exists
   };
 
   table_engine(const table_options& opts, Hash hash, Eq eq)
@@ -233,11 +250,7 @@ class table_engine {
     for (std::size_t s = 0; s < opts.shards; ++s) {
       owners[shard_owner[s]]->shards.push_back(static_cast<std::uint32_t>(s));
     }
-    for (auto& o : owners) {
-      owner* op = o.get();
-      o->thread.start([this, op](std::vector<message>& batch) { process(*op, batch); },
-                      [this, op] { return idle(*op); });
-    }
+    for (auto& o : owners) o->thread.start(o->loop_hooks);
   }
 
   table_engine(const table_engine&) = delete;
@@ -265,6 +278,14 @@ class table_engine {
   }
 
   // ---- read side -------------------------------------------------------------------------
+  // Hash of a key, or of a lookup key for one (hashing.hpp), by the table's Hash.
+  template <class Q>
+  WARDEN_ALWAYS_INLINE std::size_t hash(const Q& key) const {
+    return lookup_hash<K, Hash, Eq>(hasher, key);
+  }
+  std::size_t shard_count() const noexcept { return shard_mask + 1; }
+  std::uint64_t fence_mode_switches() const noexcept { return published.switches(); }
+
   // The read path is forced inline: a call per get costs the lookups in flight.
   WARDEN_ALWAYS_INLINE std::size_t shard_of(std::size_t h) const {
     return (shard_mix(h) >> 32) & shard_mask;
@@ -644,6 +665,12 @@ class table_engine {
   }
 
   void publish_and_reply(owner& o) noexcept {
+    publish_owner(o);
+    reply(o);
+  }
+
+  // Publishes owner `o`'s batch (its changes too, if any).
+  void publish_owner(owner& o) noexcept {
     const auto started = std::chrono::steady_clock::now();
     const std::uint64_t mask = o.dirty ? std::uint64_t{1} << o.index : 0;
     owner* self = &o;
@@ -655,6 +682,10 @@ class table_engine {
                                          std::chrono::steady_clock::now() - started)
                                          .count()));
     }
+  }
+
+  // Completes the published batch's calls and wakes the loads it ended.
+  void reply(owner& o) noexcept {
     for (call_t* c : o.replies) complete(*c);
     clear_keeping_working_set(o.replies, o.replies.size(), kLogKeepCapacity);
     for (auto& l : o.load_wakes) l->publish();
@@ -687,7 +718,7 @@ class table_engine {
     if (m.sender != nullptr) m.sender->record_cast_error(m.generation, std::move(e));
   }
 
-  void process(owner& o, std::vector<message>& batch) noexcept {
+  void apply(owner& o, std::vector<message>& batch) noexcept {
     owner_counters::add(o.state.counters().batches, 1);
     o.state.set_collecting(change_feed->has_subscribers());
     drain_access(o);
@@ -716,8 +747,11 @@ class table_engine {
         run_call(o, std::get<call_t*>(m.op));
       }
     }
+  }
+
+  void expire_due(owner& o) noexcept {
+    store st{*this, o};
     o.state.expire(st, now());
-    publish_and_reply(o);
   }
 
   // Runs a call found in the mailbox. Barrier calls run in their global order: one found
@@ -1057,6 +1091,9 @@ class table_engine {
     publish(mask, all.data(), all.size());
   }
 
+ private:
+  friend struct table_writes<table_engine>;
+
   // ---- state -----------------------------------------------------------------------------
   // Read-side fields first, together: a get touches only this line, its shard's owner byte
   // and the map it probes.
@@ -1084,7 +1121,6 @@ class table_engine {
   // Callers that use the engine after a reply (a second post, dirty-owner bookkeeping).
   linger_count lingering;
 
- private:
   static constexpr std::size_t kLogKeepCapacity = 4096;  // give a burst's log memory back
 };
 
