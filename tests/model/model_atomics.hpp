@@ -18,8 +18,19 @@
 // drain_all() is membarrier(): a full fence injected into every reader.
 // The owner stores only with RMWs, so it needs no buffer (a buffered store by it aborts).
 //
+// kPsoLoads (PSO, and the owner's loads reordered): once the owner made a relaxed load (a
+// plain read of `next`, or a mutant's) since its last acquire point (an acquire or seq_cst
+// load, an RMW, a membarrier), each later load may return instead the value its cell had
+// at that acquire point, as if performed before the relaxed load (load-load reordering:
+// C++ allows it, ignoring the address dependency that keeps hardware from it here), unless
+// the owner read that cell since (coherence). An acquire load that did so keeps the old
+// acquire point. The checker runs an owner step that could read such a value both ways.
+// Values stored between the acquire point and now are not offered (fewer behaviours than
+// C++ allows), and readers' loads are not reordered.
+//
 // Mutated policies (mutants): `context.demote_cell` names a cell whose seq_cst stores act
-// as relaxed ones (kDemoteRelease: as release ones).
+// as relaxed ones (Demotion::kRelease: as release ones), `relax_load_cell` one whose
+// owner's loads act as relaxed ones (kPsoLoads).
 #pragma once
 
 #include <atomic>
@@ -40,7 +51,7 @@ constexpr int kWord = kNext + kMaxReaders;  // + global word index
 constexpr int kMaxWords = 4;                // announcement words of all readers together
 constexpr int kCells = kWord + kMaxWords;
 
-enum class Memory { kTso, kPso };
+enum class Memory { kTso, kPso, kPsoLoads };
 
 struct Buffered {
   std::uint8_t cell, value, release;
@@ -51,6 +62,11 @@ struct Machine {
   std::uint8_t mem[kCells] = {};
   std::uint8_t buffered[kMaxReaders] = {};
   Buffered buffer[kMaxReaders][kMaxBuffered] = {};
+  // kPsoLoads only (else all 0): memory at the owner's last acquire point, whether it made a
+  // relaxed load since, and the cells it read since.
+  std::uint8_t snap[kCells] = {};
+  std::uint8_t relaxed_since = 0;
+  std::uint8_t read_since[kCells] = {};
 };
 
 constexpr std::uint8_t kNoDemotion = 0xFF;
@@ -64,6 +80,9 @@ struct Context {
   bool garbage = false;            // a load returned uninitialized memory
   std::uint8_t demote_cell = kNoDemotion;
   Demotion demotion = Demotion::kRelaxed;
+  std::uint8_t relax_load_cell = kNoDemotion;  // a cell whose loads act as relaxed ones
+  bool read_old = false;        // kPsoLoads: the owner's loads return acquire-point values
+  bool could_read_old = false;  // ... and one could have (set by loads, reset by the checker)
   const void* objects[kMaxReaders] = {};  // pointers the cells may hold
 };
 inline Context context;
@@ -79,11 +98,17 @@ inline void drain(Machine& m, int r) {
 inline void drain_all(Machine& m) {
   for (int r = 0; r < kMaxReaders; ++r) drain(m, r);
 }
+// kPsoLoads: the owner reaches an acquire point.
+inline void owner_acquire_point(Machine& m) {
+  if (context.memory != Memory::kPsoLoads) return;
+  for (int c = 0; c < kCells; ++c) m.snap[c] = m.mem[c], m.read_since[c] = 0;
+  m.relaxed_since = 0;
+}
 // Whether reader r's buffered store i may become visible now.
 inline bool may_commit(const Machine& m, Memory memory, int r, int i) {
   const Buffered& b = m.buffer[r][i];
   if (i == 0) return true;
-  if (memory == Memory::kTso || b.release) return false;
+  if (memory == Memory::kTso || b.release) return false;  // kPsoLoads: as kPso
   for (int j = 0; j < i; ++j) {
     if (m.buffer[r][j].cell == b.cell) return false;
   }
@@ -95,6 +120,7 @@ struct policy {
   static void compiler_barrier() noexcept {}  // a model step is one access anyway
   static bool heavy_fence() noexcept {
     drain_all(*context.m);  // fallback_process_barrier() when membarrier() fails: the same
+    owner_acquire_point(*context.m);  // a full fence in the owner too
     return !context.heavy_fence_fails;
   }
 };
@@ -134,15 +160,30 @@ class atomic {
   atomic(const atomic&) = delete;
   atomic& operator=(const atomic&) = delete;
 
-  T load(std::memory_order = std::memory_order_seq_cst) const {
+  T load(std::memory_order order = std::memory_order_seq_cst) const {
     Machine& m = *context.m;
     if (context.thread < kMaxReaders) {
       const int r = context.thread;
       for (int i = m.buffered[r] - 1; i >= 0; --i) {
         if (m.buffer[r][i].cell == cell_) return unpack<T>(m.buffer[r][i].value);
       }
+      return unpack<T>(m.mem[cell_]);
     }
-    return unpack<T>(m.mem[cell_]);
+    if (context.memory != Memory::kPsoLoads) return unpack<T>(m.mem[cell_]);
+    if (cell_ == context.relax_load_cell) order = std::memory_order_relaxed;
+    const bool could = m.relaxed_since && !m.read_since[cell_] && m.snap[cell_] != m.mem[cell_];
+    context.could_read_old = context.could_read_old || could;
+    const bool old = could && context.read_old;
+    const std::uint8_t b = old ? m.snap[cell_] : m.mem[cell_];
+    if (order == std::memory_order_relaxed) {
+      m.relaxed_since = 1;
+      m.read_since[cell_] = 1;
+    } else if (old) {
+      m.read_since[cell_] = 1;  // an acquire that kept the old acquire point
+    } else {
+      owner_acquire_point(m);
+    }
+    return unpack<T>(b);
   }
   void store(T v, std::memory_order order = std::memory_order_seq_cst) {
     if (order == std::memory_order_seq_cst && cell_ == context.demote_cell) {
@@ -193,6 +234,7 @@ class atomic {
     if (context.thread < kMaxReaders) drain(m, context.thread);
     const T old = unpack<T>(m.mem[cell_]);
     m.mem[cell_] = pack(f(old));
+    if (context.thread == kOwner) owner_acquire_point(m);
     return old;
   }
 

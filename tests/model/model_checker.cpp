@@ -137,11 +137,23 @@ void Checker::Enter(State& n, int thread) const {
     context.demotion =
         mutant_.head_store == HeadStore::kRelaxed ? Demotion::kRelaxed : Demotion::kRelease;
   }
+  context.relax_load_cell = mutant_.head_load_relaxed ? kHead : kNoDemotion;
   for (int r = 0; r < static_cast<int>(slots_.size()); ++r) context.objects[r] = slots_[r].get();
 }
 
 void Checker::Successors(const State& s, std::vector<std::pair<Step, State>>& out) const {
-  if (s.owner_pc < owner_.size()) OwnerMoves(s, out);
+  if (s.owner_pc < owner_.size()) {
+    context.read_old = false;
+    context.could_read_old = false;
+    OwnerMoves(s, out);
+    if (context.could_read_old) {  // kPsoLoads: the same step reading acquire-point values
+      context.read_old = true;
+      const std::size_t first = out.size();
+      OwnerMoves(s, out);
+      for (std::size_t i = first; i < out.size(); ++i) out[i].first.choice += kOldRead;
+      context.read_old = false;
+    }
+  }
   for (int r = 0; r < static_cast<int>(programs_.size()); ++r) {
     if (s.pc[r] < programs_[r].size()) ReaderMove(s, r, out);
     for (int i = 0; i < s.m.buffered[r]; ++i) {
@@ -367,6 +379,10 @@ std::string Checker::Describe(const Step& step, const State& before) const {
       text.append("w").append(std::to_string(b.cell - kWord));
     }
     return text.append("=").append(std::to_string(b.value)).append(" becomes visible");
+  }
+  if (step.actor == kOwner && step.choice >= kOldRead) {
+    return Describe({step.actor, step.pc, step.choice - kOldRead}, before) +
+           " [loads as at its last acquire]";
   }
   if (step.actor == kOwner) {
     static const char* const kText[] = {

@@ -52,6 +52,7 @@ struct Mutant {
   bool publish_before_link = false;           // publish_slot before link_slot
   bool init_after_publish = false;            // the slot's words zeroed after publish_slot
   bool head_before_flip = false;              // load_slot_list before O1
+  bool head_load_relaxed = false;             // load_slot_list's load acts as relaxed
 };
 
 struct ReaderSpec {
@@ -179,6 +180,7 @@ class StateSet {
 };
 
 constexpr int kCommit = 16;  // Step::actor of reader r's buffer: kCommit + r
+constexpr int kOldRead = 8;  // added to Step::choice: the owner's step read old values
 
 struct Step {
   int actor;   // reader index, kOwner, or kCommit + reader
