@@ -29,7 +29,11 @@
 // C++ allows), and readers' loads are not reordered.
 //
 // Mutated policies (mutants): `context.demote_cell` names a cell whose seq_cst stores act
-// as relaxed ones (Demotion::kRelease: as release ones), `relax_load_cell` one whose
+// as relaxed ones, or (Demotion::kRelease) as release ones that, in the PSO models, are
+// lazy: outside the single order S of the C++ model, so the thread's later seq_cst stores
+// and RMWs do not drain them (drain_before_seq_cst); membarrier() does, and a lazy entry
+// commits like any release store. (x86, Arm and POWER order them anyway; TSO keeps them
+// ordinary.) No store of the real code is lazy. `relax_load_cell` names a cell whose
 // owner's loads act as relaxed ones (kPsoLoads).
 #pragma once
 
@@ -94,6 +98,14 @@ inline void commit(Machine& m, int r, int i) {
 }
 inline void drain(Machine& m, int r) {
   while (m.buffered[r] > 0) commit(m, r, 0);
+}
+constexpr std::uint8_t kLazy = 2;  // Buffered::release of a release store outside S
+// Before reader r's seq_cst store or RMW to `cell`: drains its buffer, except from a lazy
+// entry on, unless a store to `cell` is buffered (coherence).
+inline void drain_before_seq_cst(Machine& m, int r, int cell) {
+  bool same = false;
+  for (int i = 0; i < m.buffered[r]; ++i) same = same || m.buffer[r][i].cell == cell;
+  while (m.buffered[r] > 0 && (same || m.buffer[r][0].release != kLazy)) commit(m, r, 0);
 }
 inline void drain_all(Machine& m) {
   for (int r = 0; r < kMaxReaders; ++r) drain(m, r);
@@ -186,7 +198,8 @@ class atomic {
     return unpack<T>(b);
   }
   void store(T v, std::memory_order order = std::memory_order_seq_cst) {
-    if (order == std::memory_order_seq_cst && cell_ == context.demote_cell) {
+    const bool lazy = order == std::memory_order_seq_cst && cell_ == context.demote_cell;
+    if (lazy) {
       order = context.demotion == Demotion::kRelaxed ? std::memory_order_relaxed
                                                      : std::memory_order_release;
     }
@@ -197,7 +210,9 @@ class atomic {
     }
     const int r = context.thread;
     if (r >= kMaxReaders || m.buffered[r] == kMaxBuffered) std::abort();
-    m.buffer[r][m.buffered[r]++] = {cell_, pack(v), order == std::memory_order_release};
+    std::uint8_t release = order == std::memory_order_release;
+    if (release && lazy && context.memory != Memory::kTso) release = kLazy;
+    m.buffer[r][m.buffered[r]++] = {cell_, pack(v), release};
   }
   T exchange(T v, std::memory_order = std::memory_order_seq_cst) {
     return rmw([v](T) { return v; });
@@ -225,13 +240,13 @@ class atomic {
   // Drains the thread's buffer, then writes memory.
   void write(std::uint8_t b) {
     Machine& m = *context.m;
-    if (context.thread < kMaxReaders) drain(m, context.thread);
+    if (context.thread < kMaxReaders) drain_before_seq_cst(m, context.thread, cell_);
     m.mem[cell_] = b;
   }
   template <class F>
   T rmw(F f) {
     Machine& m = *context.m;
-    if (context.thread < kMaxReaders) drain(m, context.thread);
+    if (context.thread < kMaxReaders) drain_before_seq_cst(m, context.thread, cell_);
     const T old = unpack<T>(m.mem[cell_]);
     m.mem[cell_] = pack(f(old));
     if (context.thread == kOwner) owner_acquire_point(m);
