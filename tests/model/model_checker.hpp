@@ -121,17 +121,34 @@ struct State {
 };
 static_assert(std::has_unique_object_representations_v<State>);
 
-inline std::uint64_t Hash(const State& s) {  // FNV-1a-like over 8-byte chunks
-  unsigned char bytes[(sizeof(State) + 7) / 8 * 8] = {};
+// A state's bytes as 8-byte chunks (memcpy of a constant size is inlined; memcmp would be
+// a call, and an intercepted one under sanitizers).
+constexpr std::size_t kChunks = (sizeof(State) + 7) / 8;
+inline void Chunks(const State& s, std::uint64_t (&out)[kChunks]) {
+  unsigned char bytes[kChunks * 8] = {};
   std::memcpy(bytes, &s, sizeof(State));
+  std::memcpy(out, bytes, sizeof bytes);
+}
+
+inline std::uint64_t Hash(const State& s) {  // FNV-1a-like over the chunks
+  std::uint64_t c[kChunks];
+  Chunks(s, c);
   std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < sizeof bytes; i += 8) {
-    std::uint64_t chunk;
-    std::memcpy(&chunk, bytes + i, 8);
+  for (const std::uint64_t chunk : c) {
     h = (h ^ chunk) * 0x100000001b3ull;
     h ^= h >> 29;
   }
   return h;
+}
+
+inline bool Same(const State& a, const State& b) {
+  std::uint64_t x[kChunks], y[kChunks];
+  Chunks(a, x);
+  Chunks(b, y);
+  for (std::size_t i = 0; i < kChunks; ++i) {
+    if (x[i] != y[i]) return false;
+  }
+  return true;
 }
 
 // The visited set: states in a vector, an open-addressing table of (the hash's upper half,
@@ -156,8 +173,7 @@ class StateSet {
         table_[i] = tag | states_.size();
         return true;
       }
-      if ((e >> 32 << 32) == tag &&
-          std::memcmp(&states_[(e & 0xFFFFFFFFu) - 1], &s, sizeof(State)) == 0) {
+      if ((e >> 32 << 32) == tag && Same(states_[(e & 0xFFFFFFFFu) - 1], s)) {
         return false;
       }
     }
