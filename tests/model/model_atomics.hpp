@@ -39,14 +39,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <type_traits>
 
 namespace model {
 
 constexpr int kMaxReaders = 2;
-constexpr int kMaxBuffered = 8;
-constexpr int kOwner = 8;  // thread id of the owner; readers are 0..kMaxReaders-1
+constexpr int kMaxBuffered = 10;  // the longest program's stores, with registration
+constexpr int kOwner = 8;         // thread id of the owner; readers are 0..kMaxReaders-1
 constexpr std::uint8_t kGarbage = 0x7E;
 
 // Cells.
@@ -209,7 +210,10 @@ class atomic {
       return;
     }
     const int r = context.thread;
-    if (r >= kMaxReaders || m.buffered[r] == kMaxBuffered) std::abort();
+    if (r >= kMaxReaders || m.buffered[r] == kMaxBuffered) {
+      std::fputs("model: a buffered store by the owner, or a full buffer (kMaxBuffered)\n", stderr);
+      std::abort();
+    }
     std::uint8_t release = order == std::memory_order_release;
     if (release && lazy && context.memory != Memory::kTso) release = kLazy;
     m.buffer[r][m.buffered[r]++] = {cell_, pack(v), release};
