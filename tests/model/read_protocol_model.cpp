@@ -37,6 +37,13 @@
 // protocols: other step orders, skipped steps, weaker memory orders) must each produce a
 // violation in some configuration. Exit status: 0 when the protocol is safe and every
 // mutant is caught, else 1. "-v" prints the mutants' counterexamples too.
+//
+// Not modelled: the reads of a copy and the owner's writes to it are intervals, not memory
+// accesses, so the release/acquire pair of R3 and reader_left that hands the copy back is
+// assumed (a relaxed reader_left would pass); one owner (owner 0's bits), a fixed word per
+// section (not enter_pin's search for a free word, nor a pin closed on another thread);
+// the list's mutex as an acquire exchange and a release store; no thread_record caches, no
+// slot skipped while its cache is destroyed.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
