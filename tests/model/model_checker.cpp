@@ -286,7 +286,10 @@ void Checker::OwnerMoves(const State& s, std::vector<std::pair<Step, State>>& ou
         n.permanent = 1;
         n.readers_fence = 1;
         // fallback_process_barrier() after make_fence_permanent
-        if (config_.failure == Failure::kBarrierAfterSwitch) drain_all(n.m);
+        if (config_.failure == Failure::kBarrierAfterSwitch) {
+          drain_all(n.m);
+          owner_acquire_point(n.m);  // a full fence in the owner too
+        }
         emit(1, n);
       } else {
         emit(0, n);
