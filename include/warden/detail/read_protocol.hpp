@@ -45,9 +45,11 @@
 #include <atomic>
 #include <cstdint>
 
-// Every step is forced inline: with std::atomic, warden's reader paths compile to the same
-// instructions as the accesses written out by hand (g++ 12 and clang -O2; owner-side code
-// such as before_scan differs at most in register allocation and block order).
+// Every step is forced inline. With std::atomic, g++ 12 and clang -O2 compile
+// enter_scoped, exit_scoped, exit_pin, fence_announcement, publication::load and flip,
+// wait_for_readers and slot_list's registration to the same instructions as the accesses
+// written out by hand; clang's enter_pin computes the word's address with one more lea,
+// and the owner's before_scan and on_idle differ in register allocation and block order.
 #if defined(__GNUC__) || defined(__clang__)
 #define WARDEN_PROTOCOL_STEP inline __attribute__((always_inline))
 #else
