@@ -20,6 +20,7 @@
 // announced before that membarrier, so the scan sees it (protocol (b)); one that loads it
 // after fences itself (protocol (a)). Clearing needs nothing: every later scan in light mode
 // issues membarrier() again. If membarrier() fails at run time, the bit is set for good.
+// The word's accesses and the mode decisions are read_protocol.hpp's steps (model-checked).
 #pragma once
 
 #include <atomic>
@@ -27,13 +28,14 @@
 #include <cstdint>
 
 #include "warden/detail/config.hpp"
+#include "warden/detail/read_protocol.hpp"
 #include "warden/options.hpp"
 
 namespace warden::detail {
 
-inline constexpr unsigned kFenceShift = 32;
-inline constexpr std::uint64_t kCopyBits = (std::uint64_t{1} << kFenceShift) - 1;
-inline constexpr std::uint64_t kFenceBits = ~kCopyBits;
+using protocol::kCopyBits;
+using protocol::kFenceBits;
+using protocol::kFenceShift;
 static_assert(kMaxOwners <= kFenceShift, "two bits per owner in the publication word");
 
 // Fence-mode switching (file comment). A table copies `fence_policy_defaults` when it is
@@ -56,10 +58,9 @@ class publication {
     std::chrono::steady_clock::time_point last_wait{};
   };
 
-  // R2: readers' load. seq_cst: the reader's half of the Dekker pair (read_section.hpp);
-  // acquire also makes the published copy's contents visible. A plain load on x86.
+  // R2: readers' load (seq_cst, read_protocol.hpp).
   WARDEN_ALWAYS_INLINE std::uint64_t load() const noexcept {
-    return word_.load(std::memory_order_seq_cst);
+    return protocol::load_publication(word_);
   }
 
   // An owner's own view of its bits. relaxed: bit i is written only by owner i, or by a
@@ -67,36 +68,32 @@ class publication {
   std::uint64_t owner_view() const noexcept { return word_.load(std::memory_order_relaxed); }
 
   // O1: publishes the idle copies of every owner in `owners_mask` at once.
-  void flip(std::uint64_t owners_mask) noexcept {
-    // seq_cst: the owner's half of the Dekker pair; also releases the batch's writes to
-    // readers' (acquiring) loads.
-    word_.fetch_xor(owners_mask, std::memory_order_seq_cst);
-  }
+  void flip(std::uint64_t owners_mask) noexcept { protocol::flip(word_, owners_mask); }
 
   // Chooses owner `i`'s mode for the scan that follows and returns whether that scan must
   // issue membarrier(). `light_allowed`: the table lets readers announce lightly and the
   // kernel supports membarrier().
   bool before_scan(fence_state& f, unsigned i, bool light_allowed,
                    const fence_policy& policy) noexcept {
-    if (!light_allowed || f.permanent) return false;  // readers always fence
+    if (protocol::readers_always_fence(light_allowed, f.permanent)) return false;  // readers fence
     const auto now = std::chrono::steady_clock::now();
     const auto since = now - f.last_wait;
     f.last_wait = now;
     if (!f.readers_fence) {
       f.quick_waits = since < policy.frequent_wait ? f.quick_waits + 1 : 0;
-      if (f.quick_waits >= policy.quick_waits) set_fence(f, i);
-      return true;  // light readers, or the switch's own membarrier()
+      const auto mode = protocol::choose_scan_fence(false, f.quick_waits >= policy.quick_waits);
+      if (mode == protocol::scan_fence::set_then_barrier) set_fence(f, i);
+      return protocol::needs_membarrier(mode);  // light readers, or the switch's own
     }
-    if (since > policy.quiet_wait) {
-      clear_fence(f, i);
-      return true;
-    }
-    return false;  // every reader of this owner's shards fences its own announcement
+    const auto mode = protocol::choose_scan_fence(true, since > policy.quiet_wait);
+    if (mode == protocol::scan_fence::clear_then_barrier) clear_fence(f, i);
+    // No membarrier() while every reader of this owner's shards fences its own announcement.
+    return protocol::needs_membarrier(mode);
   }
 
   // After a scan whose membarrier() failed: fenced readers for good.
   void make_fence_permanent(fence_state& f, unsigned i) noexcept {
-    if (!f.readers_fence) set_fence(f, i);
+    if (protocol::permanent_switch_sets_bit(f.readers_fence)) set_fence(f, i);
     f.permanent = true;
   }
 
@@ -105,7 +102,9 @@ class publication {
   // (time_point::max() when nothing is pending).
   std::chrono::steady_clock::time_point on_idle(fence_state& f, unsigned i,
                                                 const fence_policy& policy) noexcept {
-    if (!f.readers_fence || f.permanent) return std::chrono::steady_clock::time_point::max();
+    if (protocol::idle_keeps_fence(f.readers_fence, f.permanent)) {
+      return std::chrono::steady_clock::time_point::max();
+    }
     const auto due = f.last_wait + policy.quiet_wait;
     if (std::chrono::steady_clock::now() < due) return due;
     clear_fence(f, i);
@@ -119,17 +118,14 @@ class publication {
 
  private:
   void set_fence(fence_state& f, unsigned i) noexcept {
-    // seq_cst: ordered before the membarrier() of the scan that follows (file comment).
-    word_.fetch_or(std::uint64_t{1} << (kFenceShift + i), std::memory_order_seq_cst);
+    protocol::set_fence(word_, i);  // seq_cst, before the scan's membarrier() (file comment)
     f.readers_fence = true;
     f.quick_waits = 0;
     // relaxed: a statistic.
     switches_.fetch_add(1, std::memory_order_relaxed);
   }
   void clear_fence(fence_state& f, unsigned i) noexcept {
-    // seq_cst: readers that see the bit clear announce lightly; every later scan in light
-    // mode issues membarrier() for them.
-    word_.fetch_and(~(std::uint64_t{1} << (kFenceShift + i)), std::memory_order_seq_cst);
+    protocol::clear_fence(word_, i);  // seq_cst (read_protocol.hpp)
     f.readers_fence = false;
     // relaxed: a statistic.
     switches_.fetch_add(1, std::memory_order_relaxed);

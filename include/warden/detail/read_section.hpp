@@ -35,6 +35,12 @@
 // its word as a seq_cst RMW and loads the publication word again, falling into (a).
 // If membarrier() ever fails at run time, owners switch to fenced readers for good; the
 // switch itself is covered by a process-wide barrier of the strongest kind still available.
+// A reader's slot is in the list the owner scans before the reader's first R1: the list's
+// head is stored and loaded seq_cst, so a reader that missed O1 has its slot found by O3.
+//
+// The steps themselves (one shared access each) are read_protocol.hpp's templates, which
+// this file and publication.hpp instantiate with std::atomic and tests/model checks
+// exhaustively under TSO and PSO store buffers, with mutants.
 #pragma once
 
 #include <sys/mman.h>
@@ -50,6 +56,7 @@
 
 #include "warden/detail/config.hpp"
 #include "warden/detail/map_growth.hpp"
+#include "warden/detail/read_protocol.hpp"
 #include "warden/detail/sync.hpp"
 #include "warden/detail/thread_state.hpp"
 #include "warden/error.hpp"
@@ -128,6 +135,12 @@ inline bool heavy_fence() noexcept {
   }
   return ok;
 }
+
+// read_protocol.hpp's atomics policy for std::atomic.
+struct std_atomics {
+  static void compiler_barrier() noexcept { std::atomic_signal_fence(std::memory_order_seq_cst); }
+  static bool heavy_fence() noexcept { return detail::heavy_fence(); }
+};
 
 // ---- slots -------------------------------------------------------------------------------
 
@@ -215,20 +228,16 @@ WARDEN_ALWAYS_INLINE unsigned enter_scoped(cache_slot& s) {
   s.depth = d + 1;
   const std::uint64_t word = ++s.seq;
   if (WARDEN_LIKELY(s.light)) {
-    // relaxed + compiler barrier: protocol (b); the owner's membarrier supplies the fence.
-    s.words[d].store(word, std::memory_order_relaxed);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    protocol::announce_light<std_atomics>(s.words[d], word);  // protocol (b)
   } else {
-    // seq_cst: protocol (a), against the owner's seq_cst flip and scan.
-    s.words[d].store(word, std::memory_order_seq_cst);
+    protocol::announce_fenced(s.words[d], word);  // protocol (a)
   }
   return d;
 }
 
 // R3 for a scoped section.
 WARDEN_ALWAYS_INLINE void exit_scoped(cache_slot& s, unsigned d) noexcept {
-  // release: the section's reads happen-before the owner's acquire load that sees the 0.
-  s.words[d].store(0, std::memory_order_release);
+  protocol::exit_section(s.words[d]);
   s.depth = d;
 }
 
@@ -241,11 +250,9 @@ inline unsigned enter_pin(cache_slot& s) {
     s.pin_generation[i - kScopedWords] = s.record->generation;
     const std::uint64_t word = ++s.seq;
     if (s.light) {
-      // As in enter_scoped.
-      s.words[i].store(word, std::memory_order_relaxed);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
+      protocol::announce_light<std_atomics>(s.words[i], word);  // as in enter_scoped
     } else {
-      s.words[i].store(word, std::memory_order_seq_cst);  // as in enter_scoped
+      protocol::announce_fenced(s.words[i], word);
     }
     return i;
   }
@@ -253,17 +260,13 @@ inline unsigned enter_pin(cache_slot& s) {
 }
 
 // R3 for a pin: safe on any thread, in any order.
-inline void exit_pin(cache_slot& s, unsigned i) noexcept {
-  // release: as in exit_scoped.
-  s.words[i].store(0, std::memory_order_release);
-}
+inline void exit_pin(cache_slot& s, unsigned i) noexcept { protocol::exit_section(s.words[i]); }
 
 // Protocol (a) after the fact: re-stores word `i` as a seq_cst RMW, for a light reader that
 // learns in R2 that its owner scans without membarrier(). (An RMW rather than
 // atomic_thread_fence, which ThreadSanitizer does not model.)
 inline void fence_announcement(cache_slot& s, unsigned i) noexcept {
-  // relaxed load: the thread reads its own store. seq_cst exchange: protocol (a).
-  s.words[i].exchange(s.words[i].load(std::memory_order_relaxed), std::memory_order_seq_cst);
+  protocol::fence_announcement(s.words[i]);
 }
 
 // The slots of one cache, one per thread record that used it; slots live until the cache
@@ -321,13 +324,17 @@ class slot_list {
 
   template <class F>
   void for_each(F&& f) const {
-    // seq_cst (not just acquire, which would see the slot's fields initialized): a new
-    // fenced reader stores the head (seq_cst) before its announcement and its load of the
-    // publication word (seq_cst both); the owner flips the word (seq_cst) before this load.
-    // In the single order S, a reader that missed the flip stored the head before the flip,
-    // so this load, after the flip, finds its slot. Acquire would let the owner miss a slot
-    // whose reader also missed the flip (allowed by the C++ model, not by x86).
-    for (cache_slot* s = head_.load(std::memory_order_seq_cst); s != nullptr; s = s->next) f(*s);
+    // load_slot_list is seq_cst (not just acquire, which would see the slot's fields
+    // initialized): a new fenced reader stores the head (seq_cst) before its announcement
+    // and its load of the publication word (seq_cst both); the owner flips the word
+    // (seq_cst) before this load. In the single order S, a reader that missed the flip
+    // stored the head before the flip, so this load, after the flip, finds its slot.
+    // Acquire would let the owner miss a slot whose reader also missed the flip (allowed by
+    // the C++ model, not by x86).
+    for (cache_slot* s = protocol::load_slot_list(head_); s != nullptr;
+         s = protocol::next_slot(*s)) {
+      f(*s);
+    }
   }
 
   // Called for each slot when the list is destroyed (frees per-slot extras).
@@ -355,12 +362,12 @@ class slot_list {
           fresh->light = light_;
           fresh->record = &rec;
           if (on_create_) on_create_(*fresh, on_create_ctx_);
-          // relaxed: under the mutex; the seq_cst store below publishes the slot.
-          fresh->next = head_.load(std::memory_order_relaxed);
+          // Under the mutex; publish_slot below publishes the slot.
+          fresh->next = protocol::link_slot(head_);
           it->second = fresh.release();
-          // seq_cst: publishes the initialized slot (release) and takes its place in S
-          // before this reader's first announcement (see for_each).
-          head_.store(it->second, std::memory_order_seq_cst);
+          // Publishes the initialized slot and takes its place in S before this reader's
+          // first announcement (see for_each).
+          protocol::publish_slot(head_, it->second);
         } catch (...) {
           by_record_.erase(it);
           throw;
@@ -394,19 +401,17 @@ struct pending_word {
 
 inline bool wait_for_readers(const slot_list& slots, const cache_slot* skip, bool light,
                              std::vector<pending_word>& scratch) {
-  const bool fence_ok = light ? heavy_fence() : true;
+  const bool fence_ok = protocol::scan_barrier<std_atomics>(light);  // O2
   scratch.clear();
   slots.for_each([&](const cache_slot& s) {
     if (&s == skip) return;
     for (const auto& w : s.words) {
-      // seq_cst: O3, the owner's half of the Dekker pair.
-      const std::uint64_t seen = w.load(std::memory_order_seq_cst);
+      const std::uint64_t seen = protocol::scan_load(w);  // O3
       if (seen != 0) scratch.push_back({&w, seen});
     }
   });
   for (const pending_word& p : scratch) {
-    // acquire: pairs with R3's release store.
-    backoff_until([&] { return p.word->load(std::memory_order_acquire) != p.seen; });
+    backoff_until([&] { return protocol::reader_left(*p.word, p.seen); });
   }
   return fence_ok;
 }
