@@ -26,6 +26,10 @@ bool needs_growth(const Map& map, std::size_t extra) noexcept {
   return (map.size() + extra) * 32 > map.capacity() * 25;
 }
 
+// A capacity (a map constructor's bucket count) that holds `n` elements at or under 25/32
+// full: inserting them never grows the map.
+constexpr std::size_t capacity_for(std::size_t n) noexcept { return n * 32 / 25 + 1; }
+
 // Moves every element of `map` into a fresh map reserved for `elements`, and swaps it in.
 // Throws std::bad_alloc before moving anything (the half-grown fresh map is leaked, not
 // destroyed: see above); node handles move without copies and, with the room reserved,

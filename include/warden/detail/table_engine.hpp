@@ -329,7 +329,7 @@ class table_engine {
   WARDEN_ALWAYS_INLINE opened open_scoped(cache_slot& s) const {
     const unsigned w = enter_scoped(s);
     std::uint64_t pub = published.load();
-    if (WARDEN_UNLIKELY((pub & kFenceBits) != 0)) {
+    if (WARDEN_UNLIKELY(protocol::needs_fence(pub))) {
       fence_announcement(s, w);
       pub = published.load();
     }
@@ -338,7 +338,7 @@ class table_engine {
   opened open_pin(cache_slot& s) const {
     const unsigned w = enter_pin(s);
     std::uint64_t pub = published.load();
-    if ((pub & kFenceBits) != 0) {
+    if (protocol::needs_fence(pub)) {
       fence_announcement(s, w);
       pub = published.load();
     }
@@ -487,8 +487,8 @@ class table_engine {
     must_succeed(
         [&] {
           const map_type& src = published_map(pub, s);
-          // Capacity for src at 25/32 full, so that the inserts below never grow it.
-          map_type fresh(src.size() * 32 / 25 + 1, src.hash_function(), src.key_eq());
+          // The inserts below never grow it.
+          map_type fresh(capacity_for(src.size()), src.hash_function(), src.key_eq());
           for (const auto& [k, v] : src) {
             K key(k);
             entry value(v);
