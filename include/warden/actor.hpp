@@ -267,7 +267,7 @@ class actor {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
     engine& e = checked();
-    return e.load_missing(key, e.hash(key), loader);
+    return calls::load_missing(e, key, e.hash(key), loader);
   }
 
   // As table::restore.
@@ -302,7 +302,8 @@ class actor {
   R keyed(const K& key, Body&& body) {
     engine& e = checked();
     const std::size_t h = e.hash(key);
-    return e.template call_keyed<R>(h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, "");
+    return e.template call_keyed<R>(
+        h, [&](auto& s, auto& st, auto&) -> R { return body(s, st, h); }, "");
   }
 
   // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`.

@@ -397,7 +397,7 @@ class table {
     std::optional<V> hit = get(key);
     if (hit) return std::move(*hit);
     engine& e = checked();
-    return e.load_missing(key, e.hash(key), loader);
+    return calls::load_missing(e, key, e.hash(key), loader);
   }
 
   // Puts every entry of a dump (with the time it had left to live), as one batch. Throws
@@ -475,7 +475,7 @@ class table {
     engine& e = checked();
     const std::size_t h = e.hash(key);
     return e.template call_keyed<R>(
-        h, [&](auto& s, auto& st) -> R { return body(s, st, h); }, what);
+        h, [&](auto& s, auto& st, auto&) -> R { return body(s, st, h); }, what);
   }
 
   static std::unique_ptr<engine> make_engine(const table_options& options, Hash hash, Eq eq) {

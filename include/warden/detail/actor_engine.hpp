@@ -238,23 +238,13 @@ class actor_engine {
   template <class F>
   auto transact(F& fn, std::optional<std::chrono::steady_clock::time_point> deadline) {
     using tx_type = transaction<K, V, Hash, Eq>;
-    using R = std::invoke_result_t<F&, tx_type&>;
-    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
     return run_on_owner(
-        [&fn](actor_engine& e) -> R {
+        [&fn](actor_engine& e) {
           tx_type tx(&find_live_thunk, &e, e.hasher, e.equal);
-          auto commit = [&] {
+          return run_and_commit(fn, tx, [&] {
             e.commit_writes(tx.staged().size(),
                             [&](auto&& add) { add_staged_writes<K, V>(tx, e.hasher, add); });
-          };
-          if constexpr (std::is_void_v<R>) {
-            std::invoke(fn, tx);
-            commit();
-          } else {
-            R result = std::invoke(fn, tx);
-            commit();
-            return result;
-          }
+          });
         },
         deadline);
   }
@@ -526,31 +516,16 @@ class actor_engine {
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
-  // Runs body(state, store) -> R on the actor's thread (cache_calls.hpp).
+  // Runs body(state, store, load_wakes) -> R on the actor's thread (cache_calls.hpp).
   template <class R, class Body>
   R call_keyed(std::size_t, Body&& body, const char*) {
     return run_on_owner([&](actor_engine& e) -> R {
       store st{e};
-      return body(e.state, st);
+      return body(e.state, st, e.load_wakes);
     });
   }
 
-  // get_or_load after a miss (cache_calls.hpp).
-  template <class Loader>
-  V load_missing(const K& key, std::size_t h, Loader& loader) {
-    using calls = keyed_calls<K, V>;
-    const thread_record& rec = current_record();
-    auto c = call_keyed<typename calls::claimed>(
-        h, [&](state_type& s, store& st) { return calls::find_or_claim(s, st, key, h, rec); },
-        "get_or_load");
-    return calls::finish_load(key, h, rec, std::move(c), loader, my_slot(), record_stats,
-                              [&](auto&& end) {
-                                run_on_owner([&](actor_engine& e) {
-                                  store st{e};
-                                  end(e.state, st, e.load_wakes);
-                                });
-                              });
-  }
+  bool stats_recorded() const noexcept { return record_stats; }
 
   cache_stats stats() const {
     cache_stats st;

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "warden/detail/dump_format.hpp"
@@ -105,6 +106,20 @@ struct keyed_calls {
     return out;
   }
 
+  // get_or_load after a miss, on either engine.
+  template <class Engine, class Loader>
+  static V load_missing(Engine& e, const K& key, std::size_t h, Loader& loader) {
+    const thread_record& rec = current_record();
+    claimed c = e.template call_keyed<claimed>(
+        h, [&](auto& s, auto& st, auto&) { return find_or_claim(s, st, key, h, rec); },
+        "get_or_load");
+    return finish_load(
+        key, h, rec, std::move(c), loader, e.my_slot(), e.stats_recorded(), [&](auto&& end) {
+          e.template call_keyed<void>(
+              h, [&](auto& s, auto& st, auto& wakes) { end(s, st, wakes); }, "get_or_load");
+        });
+  }
+
   // The rest of get_or_load after the claim. end_on_owner(fn) runs fn(state, store,
   // load_wakes) on the key's owner as a call.
   template <class Loader, class EndOnOwner>
@@ -159,6 +174,21 @@ struct keyed_calls {
     return std::move(*value);
   }
 };
+
+// fn(tx), then commit(), returning fn's result: the owner-side body of a transaction.
+template <class F, class Tx, class Commit>
+std::invoke_result_t<F&, Tx&> run_and_commit(F& fn, Tx& tx, Commit&& commit) {
+  using R = std::invoke_result_t<F&, Tx&>;
+  static_assert(!std::is_reference_v<R>, "a transact function must return by value");
+  if constexpr (std::is_void_v<R>) {
+    std::invoke(fn, tx);
+    commit();
+  } else {
+    R result = std::invoke(fn, tx);
+    commit();
+    return result;
+  }
+}
 
 // The writes of a transaction's staged set and of a dump's entries, as the engines'
 // all-or-nothing commits take them: add(hash, K&&, optional<V>&& (nullopt: erase), ttl).

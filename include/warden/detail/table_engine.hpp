@@ -893,37 +893,19 @@ class table_engine {
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
   }
 
-  // Runs body(state, store) -> R on the owner of hash `h` (cache_calls.hpp).
+  // Runs body(state, store, load_wakes) -> R on the owner of hash `h` (cache_calls.hpp).
   template <class R, class Body>
   R call_keyed(std::size_t h, Body&& body, const char* what) {
     return call_on<R>(
         owner_of(h),
         [&](owner& o) -> R {
           store st{*this, o};
-          return body(o.state, st);
+          return body(o.state, st, o.load_wakes);
         },
         what);
   }
 
-  // get_or_load after a miss in the published state (cache_calls.hpp).
-  template <class Loader>
-  V load_missing(const K& key, std::size_t h, Loader& loader) {
-    using calls = keyed_calls<K, V>;
-    const thread_record& rec = current_record();
-    auto c = call_keyed<typename calls::claimed>(
-        h, [&](state_type& s, store& st) { return calls::find_or_claim(s, st, key, h, rec); },
-        "get_or_load");
-    return calls::finish_load(key, h, rec, std::move(c), loader, my_slot(), record_stats,
-                              [&](auto&& end) {
-                                call_on<void>(
-                                    owner_of(h),
-                                    [&](owner& o) {
-                                      store st{*this, o};
-                                      end(o.state, st, o.load_wakes);
-                                    },
-                                    "get_or_load");
-                              });
-  }
+  bool stats_recorded() const noexcept { return record_stats; }
 
   cache_stats stats() const {
     cache_stats st;

@@ -106,20 +106,11 @@ struct table_writes {
   static std::invoke_result_t<F&, tx_type&> transact(
       engine& e, F& fn, std::optional<std::chrono::steady_clock::time_point> deadline) {
     using R = std::invoke_result_t<F&, tx_type&>;
-    static_assert(!std::is_reference_v<R>, "a transact function must return by value");
     auto body = [&](owner&) -> R {
       tx_type tx(&find_current_thunk, &e, e.hasher, e.equal);
-      auto commit = [&] {
+      return run_and_commit(fn, tx, [&] {
         transaction_commit(e, [&](auto&& add) { add_staged_writes<K, V>(tx, e.hasher, add); });
-      };
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(fn, tx);
-        commit();
-      } else {
-        R result = std::invoke(fn, tx);
-        commit();
-        return result;
-      }
+      });
     };
     return e.template run_barrier<R>(body, deadline, "transact");
   }
