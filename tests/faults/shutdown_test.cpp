@@ -79,6 +79,7 @@ template <class Maker>
 struct bounded_backend {
   static constexpr const char* name =
       warden_test::composed_name<warden_test::kNoAffix, Maker, kBoundedSuffix>::value;
+  static constexpr std::size_t owners = Maker::owners;
   static auto make() {
     return Maker::template make<std::uint64_t, witness, shard_hash>({.mailbox_capacity = 4});
   }
@@ -148,6 +149,15 @@ TYPED_TEST(BusyShutdown, DestroyWithFullMailboxesBlockedProducersAndWaitingCalls
       producers.emplace_back([&, p] {
         zone_scope client(zone::client);
         const auto id = static_cast<std::uint32_t>(1000 + 2 * p);
+        // Makes this thread's queue before the destroyer may start: a producer must already
+        // be inside the cache when it closes (starting to use an object while another thread
+        // destroys it is a race in any C++ object, not what this test is about). Every
+        // mailbox is full and its owner held, so the try normally fails.
+        if (c->try_put(id, witness(id))) {
+          outcome[static_cast<std::size_t>(p)] = 1;
+          started.count_down();
+          return;
+        }
         started.count_down();
         try {
           c->put(id, witness(id));
@@ -160,7 +170,9 @@ TYPED_TEST(BusyShutdown, DestroyWithFullMailboxesBlockedProducersAndWaitingCalls
       });
     }
 
-    // A call queued behind the long transaction.
+    // A call queued behind the long transaction (one message per owner), queued before the
+    // destroyer starts, as the producers' queues are above.
+    const std::size_t depth_before = c->stats().mailbox_depth;
     std::atomic<int> waiting_result{0};  // 22 completed, -1 closed_error, -2 other
     std::atomic<bool> waiting_ran{false};
     std::thread waiter([&] {
@@ -179,7 +191,8 @@ TYPED_TEST(BusyShutdown, DestroyWithFullMailboxesBlockedProducersAndWaitingCalls
       }
     });
     started.wait();
-    std::this_thread::sleep_for(1ms);  // let them block
+    wait_until([&] { return c->stats().mailbox_depth >= depth_before + TypeParam::owners; });
+    std::this_thread::sleep_for(1ms);  // let the producers block for room
 
     std::thread destroyer([&] {
       zone_scope client(zone::client);
