@@ -324,13 +324,8 @@ class slot_list {
 
   template <class F>
   void for_each(F&& f) const {
-    // load_slot_list is seq_cst (not just acquire, which would see the slot's fields
-    // initialized): a new fenced reader stores the head (seq_cst) before its announcement
-    // and its load of the publication word (seq_cst both); the owner flips the word
-    // (seq_cst) before this load. In the single order S, a reader that missed the flip
-    // stored the head before the flip, so this load, after the flip, finds its slot.
-    // Acquire would let the owner miss a slot whose reader also missed the flip (allowed by
-    // the C++ model, not by x86).
+    // seq_cst load_slot_list, against publish_slot's seq_cst store: why acquire and release
+    // would not do is written at the two steps (read_protocol.hpp).
     for (cache_slot* s = protocol::load_slot_list(head_); s != nullptr;
          s = protocol::next_slot(*s)) {
       f(*s);

@@ -171,19 +171,6 @@ class table_engine {
     void clear() noexcept { e.clear_owner(o); }
   };
 
-  // Owner o's hooks for the owner loop (owner_loop.hpp).
-  struct hooks {
-    table_engine& e;
-    owner& o;
-    void apply(std::vector<message>& batch) noexcept { e.apply(o, batch); }
-    void after_applied() noexcept { e.expire_due(o); }
-    void publish() noexcept { e.publish_owner(o); }
-    // The batch's log (o.oplog) is replayed onto the copy readers left lazily, at the
-    // owner's next write (ensure_idle_ready), so that readers get time to leave it.
-    void after_published() noexcept { e.reply(o); }
-    std::chrono::steady_clock::time_point idle() noexcept { return e.idle(o); }
-  };
-
   struct owner {
     owner(table_engine* e, std::uint32_t i, std::size_t capacity, std::size_t budget,
           std::shared_ptr<owner_pool> pool)
@@ -208,8 +195,16 @@ class table_engine {
     std::vector<std::shared_ptr<load_state<V>>> load_wakes;  // ended loads, likewise
     std::uint64_t next_barrier = 1;             // the barrier call this owner may run next
     std::map<std::uint64_t, call_t*> deferred;  // barrier calls found ahead of their turn
-    hooks loop_hooks{*engine, *this};
-    owner_thread<message> thread;  // last: started after everything it uses exists
+    owner_thread<message> thread;               // last: started after everything it uses exists
+
+    // The owner loop's hooks (owner_loop.hpp).
+    void apply(std::vector<message>& batch) noexcept { engine->apply(*this, batch); }
+    void after_applied() noexcept { engine->expire_due(*this); }
+    void publish() noexcept { engine->publish_owner(*this); }
+    // The batch's log (oplog) is replayed onto the copy readers left lazily, at the owner's
+    // next write (ensure_idle_ready), so that readers get time to leave it.
+    void after_published() noexcept { engine->reply(*this); }
+    std::chrono::steady_clock::time_point idle() noexcept { return engine->idle(*this); }
   };
 
   table_engine(const table_options& opts, Hash hash, Eq eq)
@@ -250,7 +245,7 @@ class table_engine {
     for (std::size_t s = 0; s < opts.shards; ++s) {
       owners[shard_owner[s]]->shards.push_back(static_cast<std::uint32_t>(s));
     }
-    for (auto& o : owners) o->thread.start(o->loop_hooks);
+    for (auto& o : owners) o->thread.start(*o);
   }
 
   table_engine(const table_engine&) = delete;
