@@ -114,9 +114,11 @@ class owner_pool {
 
   void attach(task& t) { wake(t); }  // a first cycle, as a dedicated owner has at start
 
-  // For an owner stopped on one of this pool's threads (which must not wait for another):
-  // runs one cycle of `t` here if no other thread runs it; whether it did.
-  bool run_here(task& t) {
+  // Runs up to `max_cycles` cycles of `t` on the calling thread if no other thread runs it,
+  // for as long as each asks to run again at once; whether it ran any. For an owner stopped
+  // on one of this pool's threads (which must not wait for another), and for a caller that
+  // runs a parked owner's cycle itself instead of waking a pool thread (combining).
+  bool run_here(task& t, int max_cycles = 1) {
     {
       std::lock_guard lock(mutex_);
       if (t.state_ == task::state::queued) {
@@ -125,8 +127,15 @@ class owner_pool {
         return false;
       }
       t.state_ = task::state::running;
+      if (t.has_timer_) {  // as in work(): finish_cycle sets the next one
+        timers_.erase(t.timer_);
+        t.has_timer_ = false;
+      }
     }
-    const time_point next = t.cycle_(t.ctx_);
+    time_point next = t.cycle_(t.ctx_);
+    for (int i = 1; i < max_cycles && next <= std::chrono::steady_clock::now(); ++i) {
+      next = t.cycle_(t.ctx_);
+    }
     finish_cycle(t, next);
     return true;
   }
@@ -177,6 +186,7 @@ class owner_pool {
   // with its timed wake-up, if any.
   void finish_cycle(task& t, time_point next) {
     bool queued = false;
+    bool new_first_timer = false;
     {
       std::lock_guard lock(mutex_);
       if (t.state_ == task::state::rerun || next <= std::chrono::steady_clock::now()) {
@@ -188,11 +198,14 @@ class owner_pool {
         if (next != time_point::max()) {
           t.timer_ = timers_.emplace(next, &t);
           t.has_timer_ = true;
+          new_first_timer = t.timer_ == timers_.begin();
         }
       }
     }
     idle_.notify_all();  // a detach() may wait for this task
-    if (queued) ready_.notify_one();
+    // A cycle run off the pool (run_here) that set the earliest timer: the pool's threads
+    // sleep until a later one, or with none; one of them must wait for this one instead.
+    if (queued || (new_first_timer && !is_pool_thread())) ready_.notify_one();
   }
 
   // Queues the tasks whose timed wake-up has come (with the mutex held).

@@ -333,12 +333,12 @@ class actor_engine {
 
   bool is_owner_thread() const noexcept { return thread.is_current(); }
   // A pooled actor's calls, and casts that wait for room, are refused on the pool's own
-  // threads (owner_pool.hpp, P4): they could wait for a pool thread the caller holds.
+  // threads and in its owners' callbacks (owner_pool.hpp, P4; owner_thread::caller_holds_pool).
   void check_not_on_pool(const char* what) const {
-    const owner_pool* pool = thread.pool();
-    if (pool != nullptr && pool->is_pool_thread()) {
-      throw reentrancy_error(std::string(what) +
-                             " from a thread of the owner_pool the actor runs on");
+    if (thread.caller_holds_pool()) {
+      throw reentrancy_error(
+          std::string(what) +
+          " from a thread, or an owner-side callback, of the owner_pool the actor runs on");
     }
   }
 
@@ -503,11 +503,19 @@ class actor_engine {
       }
     };
     begin_call<actor_engine>(c, rec, 1);
+    bool parked = false;
     try {
-      thread.box().push_call(queue(my_slot()), message{&c, nullptr, 0});
+      if (deadline) {
+        thread.box().push_call(queue(my_slot()), message{&c, nullptr, 0});
+      } else {
+        parked = thread.box().push_call_unwoken(queue(my_slot()), message{&c, nullptr, 0});
+      }
     } catch (...) {
       abandon_after_partial_post(c, 0, 1);
     }
+    // The checks above make this thread fit to run the parked actor's cycle (combining). A
+    // call with a deadline is not run here: other messages ahead of it could outlast it.
+    if (parked) thread.serve_parked();
     if (deadline) {
       await_until(c, *deadline);
     } else {

@@ -17,6 +17,12 @@
 //    producer sees the owner parked and wakes it (under `park_mutex_`, which the owner holds
 //    from announcing itself until it waits, so no wake-up is lost). A producer pays for the
 //    wake-up only when the owner sleeps.
+//  - Combining: a caller whose call finds the owner parked may borrow the owner (try_borrow,
+//    under `park_mutex_`, only while the owner sleeps in its park loop) and run its cycle on
+//    the calling thread instead of waking it: no futex round trip either way. While
+//    `borrowed_`, the owner thread does not leave its park loop, and `parked_` stays set, so
+//    producers keep waking it (it waits for the borrow to end, then looks at its queues).
+//    end_borrow hands over the deadline the borrowed cycle asked for.
 //  - Bounded (capacity > 0): casts count against `queued_` (one RMW per cast, bounded
 //    mailboxes only; each queued message says whether it holds room); a cast beyond
 //    capacity waits for the owner to drain (push-back), or try_push_cast refuses. Calls are never
@@ -154,6 +160,48 @@ class mailbox {
   // Appends a call, or a cast that must not wait for room.
   void push_call(producer& p, Msg&& m) { push(p, std::move(m), false); }
 
+  // Appends a call without waking a parked owner; returns whether the owner was parked, in
+  // which case the caller must borrow it (try_borrow) or wake it (wake()).
+  [[nodiscard]] bool push_call_unwoken(producer& p, Msg&& m) {
+    return push(p, std::move(m), false, false);
+  }
+
+  // Wakes the owner (or its pool task) unconditionally.
+  void wake() { wake_owner(); }
+
+  // Combining (file comment). Whether the calling thread now holds the parked owner's cycle;
+  // then it must drain_borrowed(), run the cycle and end_borrow() before anything else may.
+  // Refused once closed, while the owner runs, and while another thread holds it.
+  bool try_borrow() {
+    std::lock_guard lock(park_mutex_);
+    // relaxed: under park_mutex_, which the owner holds from setting parked_ until it waits
+    // and again from waking until it clears it; so a 1 here means it sleeps in that wait.
+    if (borrowed_ || parked_.load(std::memory_order_relaxed) == 0) return false;
+    // relaxed: under the mutex; close() after this wakes the owner, which waits for the
+    // borrow to end before it drains.
+    if (closed_.load(std::memory_order_relaxed)) return false;
+    borrowed_ = true;
+    return true;
+  }
+
+  // While borrowed: the owner's drain.
+  bool drain_borrowed(std::vector<Msg>& out) { return drain_all(out); }
+
+  // Ends a borrow; `next_deadline` is when the borrowed cycle's owner must run again.
+  void end_borrow(time_point next_deadline) {
+    std::lock_guard lock(park_mutex_);
+    borrowed_ = false;
+    // Messages the borrowed drain left (a batch cut short by a failed allocation) were
+    // pushed while parked_ was set; their producers may have seen it before this borrow and
+    // not woken anyone since. A look costs a load per producer.
+    if (has_undrained()) wake_ = true;
+    const bool sooner = next_deadline < parked_deadline_;
+    borrowed_deadline_ = next_deadline;
+    has_borrowed_deadline_ = true;
+    // Notified under the mutex: the owner, once it runs, may let the mailbox be destroyed.
+    if (wake_ || sooner || owner_waits_for_borrow_) owner_cv_.notify_one();
+  }
+
   // Wakes a parked owner without a message (readers whose access records need draining).
   void nudge() noexcept {
     // Loaded first, so that readers whose buffers are full do not all store to this line;
@@ -195,8 +243,9 @@ class mailbox {
 
   // Owner side: waits for messages, a nudge or `deadline` (spinning briefly first), then
   // moves every message available into `out` (which may stay empty on a deadline or
-  // nudge). Returns false once closed and drained.
-  bool wait_and_drain(std::vector<Msg>& out, time_point deadline) {
+  // nudge). Returns false once closed and drained. A borrowed cycle's deadline replaces
+  // `deadline`.
+  bool wait_and_drain(std::vector<Msg>& out, time_point& deadline) {
     // Adaptive spinning: while messages keep arriving during the spin (calls back to back),
     // spin longer, so neither side pays a futex round trip; once the owner has had to park,
     // spin less, so an idle owner does not take a core from the threads that need it.
@@ -220,6 +269,10 @@ class mailbox {
     }
     std::unique_lock lock(park_mutex_);
     for (;;) {
+      if (has_borrowed_deadline_) {
+        deadline = borrowed_deadline_;
+        has_borrowed_deadline_ = false;
+      }
       // seq_cst: the owner's half of the parking Dekker pair (file comment).
       parked_.store(1, std::memory_order_seq_cst);
       const bool got = drain_all(out);
@@ -237,11 +290,17 @@ class mailbox {
         return false;
       }
       wake_ = false;
+      parked_deadline_ = deadline;
       if (deadline == time_point::max()) {
-        owner_cv_.wait(lock, [&] { return wake_; });
+        owner_cv_.wait(lock);
       } else {
-        owner_cv_.wait_until(lock, deadline, [&] { return wake_; });
+        owner_cv_.wait_until(lock, deadline);
       }
+      // Woken, by time or spuriously, while a caller runs this owner's cycle: its state is
+      // the caller's until the borrow ends.
+      owner_waits_for_borrow_ = true;
+      while (borrowed_) owner_cv_.wait(lock);
+      owner_waits_for_borrow_ = false;
     }
   }
 
@@ -298,7 +357,8 @@ class mailbox {
     if (closed_.load(std::memory_order_acquire)) throw closed_error();
   }
 
-  void push(producer& p, Msg&& m, bool counted) {
+  // Returns whether the owner was parked (and, if `wake`, woken).
+  bool push(producer& p, Msg&& m, bool counted, bool wake = true) {
     try {
       check_open();
       if (p.tail_index_ == kBlock) {
@@ -329,7 +389,9 @@ class mailbox {
     // seq_cst: publishes the message (release) and is the producer's half of the parking
     // Dekker pair with the load of parked_ below.
     p.pushed_.store(++p.pushed_local_, std::memory_order_seq_cst);
-    if (parked_.load(std::memory_order_seq_cst) != 0) wake_owner();  // seq_cst: as above
+    if (parked_.load(std::memory_order_seq_cst) == 0) return false;  // seq_cst: as above
+    if (wake) wake_owner();
+    return true;
   }
 
   void wake_owner() {
@@ -340,6 +402,17 @@ class mailbox {
     std::lock_guard lock(park_mutex_);
     wake_ = true;
     owner_cv_.notify_one();
+  }
+
+  // Owner (or borrower): whether a producer has messages not yet drained.
+  bool has_undrained() const noexcept {
+    // acquire: see add_producer.
+    for (producer* p = head_.load(std::memory_order_acquire); p != nullptr; p = p->next_) {
+      // relaxed: a look; a message it misses was pushed after the owner was marked parked
+      // and its producer wakes the owner.
+      if (p->pushed_.load(std::memory_order_relaxed) != p->popped_) return true;
+    }
+    return false;
   }
 
   // Owner: moves every available message of every producer into `out`; whether any.
@@ -445,7 +518,13 @@ class mailbox {
   std::atomic<bool> nudged_{false};
   std::mutex park_mutex_;
   std::condition_variable owner_cv_;
-  bool wake_ = false;               // guarded by park_mutex_
+  bool wake_ = false;  // guarded by park_mutex_
+  // Combining, all guarded by park_mutex_.
+  bool borrowed_ = false;
+  bool owner_waits_for_borrow_ = false;
+  bool has_borrowed_deadline_ = false;
+  time_point borrowed_deadline_{};
+  time_point parked_deadline_ = time_point::max();
   void (*waker_)(void*) = nullptr;  // set before the first push (set_waker)
   void* waker_ctx_ = nullptr;
 

@@ -7,6 +7,12 @@
 // user exceptions and carry them to callers, so an owner never dies from user code. stop()
 // drains: every message accepted before it is processed.
 //
+// Combining: a caller that posts a call and finds the owner parked runs the owner's cycle
+// itself (serve_parked), on its own thread, instead of waking the owner and being woken back:
+// an isolated call costs no futex round trip. The cycle is the same one, never on two threads
+// at once (mailbox.hpp's borrow; the pool's task state), so the owner's single-thread
+// invariants hold; is_current() names the borrowing thread while it runs the cycle.
+//
 // Given an owner_pool, the owner starts no thread: the same cycle runs as the pool's task
 // (one cycle per turn, never on two threads at once), woken by its mailbox's pushes, nudges
 // and close(), and by the pool's timer for idle()'s deadline.
@@ -24,6 +30,7 @@
 #include <vector>
 
 #include "warden/detail/mailbox.hpp"
+#include "warden/detail/thread_state.hpp"
 #include "warden/owner_pool.hpp"
 
 namespace warden::detail {
@@ -58,6 +65,9 @@ class owner_thread {
  public:
   using time_point = std::chrono::steady_clock::time_point;
   static constexpr std::size_t kKeepBatchCapacity = 4096;
+  // A pooled owner borrowed by a caller runs at most this many cycles there: the one with the
+  // call, and a look for more that leaves the task idle instead of queued for a pool thread.
+  static constexpr int kMaxBorrowedCycles = 2;
 
   explicit owner_thread(std::size_t capacity, std::shared_ptr<owner_pool> pool = nullptr)
       : mailbox_(capacity), pool_(std::move(pool)), task_(&pooled_cycle, this) {}
@@ -114,6 +124,33 @@ class owner_thread {
     mailbox_.wait_for_producers_to_leave();
   }
 
+  // After push_call_unwoken found the owner parked: runs its cycle here (combining) or, when
+  // that is not possible now, wakes it. The calling thread must be no owner, hold nothing
+  // the cycle may wait for (a read section of this cache) and expect its reply from this
+  // cycle: the callers' checks before a call (reentrancy_error) ensure the first two.
+  void serve_parked() {
+    if (tls.owner_cycles != 0) {  // inside another cache's owner-side callback
+      mailbox_.wake();
+      return;
+    }
+    if (pool_) {
+      if (!pool_->run_here(task_, kMaxBorrowedCycles)) wake_task();
+      return;
+    }
+    if (!mailbox_.try_borrow()) {
+      mailbox_.wake();
+      return;
+    }
+    // relaxed: see is_current; the owner thread sleeps until end_borrow, and its id is
+    // restored before then.
+    const std::thread::id owner = id_.load(std::memory_order_relaxed);
+    id_.store(std::this_thread::get_id(), std::memory_order_relaxed);  // relaxed: as above
+    mailbox_.drain_borrowed(work_);
+    const time_point next = cycle(work_);
+    id_.store(owner, std::memory_order_relaxed);  // relaxed: as above
+    mailbox_.end_borrow(next);
+  }
+
   // Whether the calling thread is this owner now (works across shared objects, unlike a
   // thread_local marker, which each -fvisibility=hidden library would have its own copy of).
   bool is_current() const noexcept {
@@ -121,6 +158,15 @@ class owner_thread {
     return std::this_thread::get_id() == id_.load(std::memory_order_relaxed);
   }
   const owner_pool* pool() const noexcept { return pool_.get(); }
+
+  // Whether a call or a wait for room from the calling thread must be refused because it
+  // could wait for a thread of this owner's pool that the caller holds (owner_pool.hpp, P4):
+  // it is a pool thread, or runs a cycle of an owner of the same pool. A cycle run by a
+  // caller (combining) holds no pool thread, but is refused alike, so that what a callback
+  // may do does not depend on which thread ran it.
+  bool caller_holds_pool() const noexcept {
+    return pool_ != nullptr && (tls.cycle_pool == pool_.get() || pool_->is_pool_thread());
+  }
 
   mailbox<Msg>& box() { return mailbox_; }
   const mailbox<Msg>& box() const { return mailbox_; }
@@ -148,7 +194,16 @@ class owner_thread {
   // One cycle on the drained `work`; returns the next deadline.
   time_point cycle(std::vector<Msg>& work) noexcept {
     const std::size_t used = work.size();
+    // Reads from an owner-side callback are refused (reentrancy_error) on the slow path of
+    // the slot lookup only; dropping the thread's most recent slot sends the callback's reads
+    // there, on whichever thread runs the cycle.
+    tls.mru_serial = 0;
+    ++tls.owner_cycles;
+    const void* const outer_pool = tls.cycle_pool;
+    tls.cycle_pool = pool_.get();
     const time_point wake = cycle_(hooks_, work);
+    tls.cycle_pool = outer_pool;
+    --tls.owner_cycles;
     clear_keeping_working_set(work, used, kKeepBatchCapacity);
     return wake;
   }
@@ -186,7 +241,8 @@ class owner_thread {
   void* hooks_ = nullptr;  // set before the thread or task starts, constant after
   time_point (*cycle_)(void*, std::vector<Msg>&) noexcept = nullptr;
   // Pooled: the task and what its cycles use (only the thread running the task touches
-  // work_ and wake_; the pool runs it on one thread at a time).
+  // work_ and wake_; the pool runs it on one thread at a time). A dedicated owner's borrowed
+  // cycles use work_ too (only the borrower touches it).
   std::shared_ptr<owner_pool> pool_;
   owner_pool::task task_;
   bool attached_ = false;

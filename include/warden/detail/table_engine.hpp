@@ -392,12 +392,12 @@ class table_engine {
   }
 
   // A pooled table's calls, and casts that wait for room, are refused on the pool's own
-  // threads (owner_pool.hpp, P4): they could wait for a pool thread the caller holds.
+  // threads and in its owners' callbacks (owner_pool.hpp, P4; owner_thread::caller_holds_pool).
   void check_not_on_pool(const char* what) const {
-    const owner_pool* pool = owners.front()->thread.pool();
-    if (pool != nullptr && pool->is_pool_thread()) {
-      throw reentrancy_error(std::string(what) +
-                             " from a thread of the owner_pool the table runs on");
+    if (owners.front()->thread.caller_holds_pool()) {
+      throw reentrancy_error(
+          std::string(what) +
+          " from a thread, or an owner-side callback, of the owner_pool the table runs on");
     }
   }
 
@@ -819,9 +819,13 @@ class table_engine {
     }
   }
 
+  // Callers have passed check_may_call, so they may run a parked owner's cycle themselves.
   void post_one(cache_slot& s, thread_record& rec, call_t& c, std::uint32_t target) {
     begin_call<owner>(c, rec, 1);
-    owners[target]->thread.box().push_call(queue(s, target), message{&c, nullptr, 0});
+    auto& thread = owners[target]->thread;
+    if (thread.box().push_call_unwoken(queue(s, target), message{&c, nullptr, 0})) {
+      thread.serve_parked();
+    }
     await(c);
   }
 

@@ -130,11 +130,15 @@ struct thread_state {
   thread_record* rec;
   std::uint64_t mru_serial;  // the cache whose slot this thread used last
   cache_slot* mru_slot;
+  // Owner cycles (of any cache) running on this thread now, and the pool of the innermost
+  // one (null: a dedicated owner), whichever thread runs it (owner_loop.hpp, combining).
+  std::uint32_t owner_cycles;
+  const void* cycle_pool;
 };
-inline constinit thread_local thread_state tls{nullptr, 0, nullptr};
+inline constinit thread_local thread_state tls{nullptr, 0, nullptr, 0, nullptr};
 
 inline void release_thread_record(void* p) noexcept {
-  tls = thread_state{nullptr, 0, nullptr};
+  tls = thread_state{nullptr, 0, nullptr, tls.owner_cycles, tls.cycle_pool};
   registry::instance().release(static_cast<thread_record*>(p));
 }
 
