@@ -178,9 +178,8 @@ class actor {
   void put(K key, V value) { cast_put(std::move(key), std::move(value), detail::kNoTtl, false); }
   template <class Rep, class Period>
   void put(K key, V value, std::chrono::duration<Rep, Period> ttl) {
-    const std::int64_t ns = detail::saturating_ns(ttl);
-    if (ns < 0) throw std::invalid_argument("warden::actor::put: negative ttl");
-    cast_put(std::move(key), std::move(value), ns, false);
+    cast_put(std::move(key), std::move(value), detail::checked_ttl_ns(ttl, "warden::actor::put"),
+             false);
   }
   bool try_put(K key, V value) {
     return cast_put(std::move(key), std::move(value), detail::kNoTtl, true);

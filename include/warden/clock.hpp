@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
+#include <string>
 
 namespace warden {
 namespace detail {
@@ -23,6 +24,15 @@ std::int64_t saturating_ns(std::chrono::duration<Rep, Period> d) noexcept {
   if (ns >= static_cast<long double>(kMax)) return kMax;
   if (ns <= static_cast<long double>(kMin)) return kMin;
   return std::chrono::ceil<std::chrono::nanoseconds>(d).count();
+}
+
+// A put's ttl in nanoseconds (saturating_ns); `where` names the call in the
+// std::invalid_argument a negative ttl gets.
+template <class Rep, class Period>
+std::int64_t checked_ttl_ns(std::chrono::duration<Rep, Period> ttl, const char* where) {
+  const std::int64_t ns = saturating_ns(ttl);
+  if (ns < 0) throw std::invalid_argument(std::string(where) + ": negative ttl");
+  return ns;
 }
 
 // A deadline `timeout` from now on steady_clock, saturating.

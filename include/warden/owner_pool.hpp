@@ -5,9 +5,10 @@
 // batches published whole, calls ordered behind casts.
 //
 // Invariants:
-//  P1 A task runs on at most one pool thread at a time (its state: idle, queued, running,
-//     rerun), so its owner's single-thread invariants hold. A wake-up while it runs sets
-//     rerun, and the thread that runs it queues it again: no wake-up is lost.
+//  P1 A task runs on at most one thread at a time, a pool thread or a caller in run_here
+//     (its state: idle, queued, running, rerun), so its owner's single-thread invariants
+//     hold. A wake-up while it runs sets rerun, and the thread that runs it queues it again:
+//     no wake-up is lost.
 //  P2 A task is in the run queue at most once, and is queued only from idle or rerun.
 //  P3 detach() removes a task from the run queue and the timers and returns only when no
 //     pool thread runs it; nothing refers to it afterwards.

@@ -298,7 +298,8 @@ class table {
   // As put; the entry expires `ttl` after this write, whatever the options say.
   template <class Rep, class Period>
   void put(K key, V value, std::chrono::duration<Rep, Period> ttl) {
-    cast_put(std::move(key), std::move(value), ttl_ns(ttl), false);
+    cast_put(std::move(key), std::move(value), detail::checked_ttl_ns(ttl, "warden::table::put"),
+             false);
   }
   // As put, but returns false instead of waiting when the mailbox is full.
   bool try_put(K key, V value) {
@@ -447,13 +448,6 @@ class table {
     }
     e.after_read(slot, h, hit, t);
     return hit;
-  }
-
-  template <class Rep, class Period>
-  static std::int64_t ttl_ns(std::chrono::duration<Rep, Period> ttl) {
-    const std::int64_t ns = detail::saturating_ns(ttl);
-    if (ns < 0) throw std::invalid_argument("warden::table::put: negative ttl");
-    return ns;
   }
 
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {
