@@ -45,6 +45,26 @@ TYPED_TEST(Combining, ACallOnAParkedOwnerRunsOnTheCallingThread) {
   EXPECT_EQ(c.get(1), calls);
 }
 
+// A transaction is a barrier across owners; with one owner it is a call like the others.
+TYPED_TEST(Combining, ATransactionOnAParkedSingleOwnerRunsOnTheCallingThread) {
+  auto c = TestFixture::template make<u64, i64>();
+  c.put(1, 0);
+  c.flush();
+  const bool one_owner = TypeParam::owners == 1;
+  bool combined = false;
+  int tries = 0;
+  for (; tries < (one_owner ? 200 : 10) && !combined; ++tries) {
+    std::this_thread::sleep_for(20ms);
+    const std::thread::id ran_on = c.transact([&](auto& tx) {
+      tx.put(1, tx.get(1).value_or(0) + 1);
+      return std::this_thread::get_id();
+    });
+    combined = ran_on == std::this_thread::get_id();
+  }
+  EXPECT_EQ(combined, one_owner) << tries << " tries";
+  EXPECT_EQ(c.get(1), tries);
+}
+
 TYPED_TEST(Combining, ACallbackOfAnotherCachesOwnerDoesNotRunThisOwnersCycle) {
   auto outer = TestFixture::template make<u64, i64>();
   auto inner = TestFixture::template make<u64, i64>();

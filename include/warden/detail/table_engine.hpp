@@ -819,13 +819,22 @@ class table_engine {
     }
   }
 
-  // Callers have passed check_may_call, so they may run a parked owner's cycle themselves.
+  // Posts `c`, a call of one part, to owner `target`; if that owner is parked, runs its cycle
+  // here (combining). Callers have passed check_may_call, which makes that safe, and wait
+  // for `c` with no deadline (a batch queued ahead of it could outlast one).
+  void post_single(cache_slot& s, call_t& c, std::uint32_t target) {
+    auto& thread = owners[target]->thread;
+    try {
+      if (!thread.box().push_call_unwoken(queue(s, target), message{&c, nullptr, 0})) return;
+    } catch (...) {
+      abandon_after_partial_post(c, 0, 1);
+    }
+    thread.serve_parked();
+  }
+
   void post_one(cache_slot& s, thread_record& rec, call_t& c, std::uint32_t target) {
     begin_call<owner>(c, rec, 1);
-    auto& thread = owners[target]->thread;
-    if (thread.box().push_call_unwoken(queue(s, target), message{&c, nullptr, 0})) {
-      thread.serve_parked();
-    }
+    post_single(s, c, target);
     await(c);
   }
 
@@ -927,7 +936,11 @@ class table_engine {
     cache_slot& s = my_slot();
     call_t c;
     begin_call<owner>(c, rec, static_cast<int>(owner_count));
-    post_parts(s, c, static_cast<int>(owner_count));
+    if (owner_count == 1) {
+      post_single(s, c, 0);
+    } else {
+      post_parts(s, c, static_cast<int>(owner_count));
+    }
     await(c);
     forget_dirty_owners(rec);
     if (auto err = s.take_cast_error(rec.generation)) std::rethrow_exception(err);
@@ -993,7 +1006,11 @@ class table_engine {
     };
     begin_call<owner>(c, rec, parts);
     if (parts == 1) {
-      post_parts(slot, c, 1);
+      if (deadline) {
+        post_parts(slot, c, 1);
+      } else {
+        post_single(slot, c, 0);
+      }
     } else {
       std::lock_guard lock(cross_post_mutex);
       c.barrier_order = ++barrier_orders;
