@@ -128,10 +128,7 @@ class owner_pool {
         return false;
       }
       t.state_ = task::state::running;
-      if (t.has_timer_) {  // as in work(): finish_cycle sets the next one
-        timers_.erase(t.timer_);
-        t.has_timer_ = false;
-      }
+      drop_timer(t);  // finish_cycle sets the next one
     }
     time_point next = t.cycle_(t.ctx_);
     for (int i = 1; i < max_cycles && next <= std::chrono::steady_clock::now(); ++i) {
@@ -148,8 +145,7 @@ class owner_pool {
     idle_.wait(lock,
                [&] { return t.state_ != task::state::running && t.state_ != task::state::rerun; });
     if (t.state_ == task::state::queued) queue_.erase(std::find(queue_.begin(), queue_.end(), &t));
-    if (t.has_timer_) timers_.erase(t.timer_);
-    t.has_timer_ = false;
+    drop_timer(t);
     t.state_ = task::state::detached;
   }
 
@@ -162,10 +158,7 @@ class owner_pool {
         task* t = queue_.front();
         queue_.pop_front();
         t->state_ = task::state::running;
-        if (t->has_timer_) {
-          timers_.erase(t->timer_);
-          t->has_timer_ = false;
-        }
+        drop_timer(*t);  // finish_cycle sets the next one
         lock.unlock();
         const time_point next = t->cycle_(t->ctx_);
         finish_cycle(*t, next);
@@ -207,6 +200,12 @@ class owner_pool {
     // A cycle run off the pool (run_here) that set the earliest timer: the pool's threads
     // sleep until a later one, or with none; one of them must wait for this one instead.
     if (queued || (new_first_timer && !is_pool_thread())) ready_.notify_one();
+  }
+
+  // Forgets `t`'s timed wake-up, if any (with the mutex held).
+  void drop_timer(task& t) noexcept {
+    if (t.has_timer_) timers_.erase(t.timer_);
+    t.has_timer_ = false;
   }
 
   // Queues the tasks whose timed wake-up has come (with the mutex held).

@@ -45,6 +45,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -197,7 +198,6 @@ class mailbox {
     if (has_undrained()) wake_ = true;
     const bool sooner = next_deadline < parked_deadline_;
     borrowed_deadline_ = next_deadline;
-    has_borrowed_deadline_ = true;
     // Notified under the mutex: the owner, once it runs, may let the mailbox be destroyed.
     if (wake_ || sooner || owner_waits_for_borrow_) owner_cv_.notify_one();
   }
@@ -269,10 +269,7 @@ class mailbox {
     }
     std::unique_lock lock(park_mutex_);
     for (;;) {
-      if (has_borrowed_deadline_) {
-        deadline = borrowed_deadline_;
-        has_borrowed_deadline_ = false;
-      }
+      if (borrowed_deadline_) deadline = *std::exchange(borrowed_deadline_, std::nullopt);
       // seq_cst: the owner's half of the parking Dekker pair (file comment).
       parked_.store(1, std::memory_order_seq_cst);
       const bool got = drain_all(out);
@@ -522,8 +519,8 @@ class mailbox {
   // Combining, all guarded by park_mutex_.
   bool borrowed_ = false;
   bool owner_waits_for_borrow_ = false;
-  bool has_borrowed_deadline_ = false;
-  time_point borrowed_deadline_{};
+  std::optional<time_point>
+      borrowed_deadline_;  // a borrowed cycle's next deadline, not yet adopted
   time_point parked_deadline_ = time_point::max();
   void (*waker_)(void*) = nullptr;  // set before the first push (set_waker)
   void* waker_ctx_ = nullptr;

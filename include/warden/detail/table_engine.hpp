@@ -20,13 +20,12 @@
 // replay_log.hpp).
 //
 // Operations across owners (transact, erase_if, clear, restore with owners > 1) stop every
-// owner at a barrier: the caller numbers it and posts one part to each owner (under
-// `cross_post_mutex`); every owner runs such operations in number order, holding back one it
-// finds early (its producers' queues are drained in no global order), so two barriers never
-// wait on each other;
-// each owner publishes its pending batch, readies its idle copies and arrives; the last to
-// arrive runs the operation over all owners, flips every touched bit with one RMW (and hands
-// its changes over as one batch) and releases the others.
+// owner at a barrier (table_barriers.hpp): the caller numbers it and posts one part to each
+// owner (under `cross_post_mutex`); every owner runs such operations in number order, holding
+// back one it finds early (its producers' queues are drained in no global order), so two
+// barriers never wait on each other; each owner publishes its pending batch, readies its idle
+// copies and arrives; the last to arrive runs the operation over all owners, flips every
+// touched bit with one RMW (and hands its changes over as one batch) and releases the others.
 //
 // A snapshot or pin held open delays only the owner's next write to the copy it reads; the
 // owner keeps accepting casts meanwhile and catches up once it closes.
@@ -90,6 +89,8 @@ inline constexpr auto kForeignClockTick = std::chrono::milliseconds(10);
 
 template <class Engine>
 struct table_writes;  // table_writes.hpp
+template <class Engine>
+struct table_barriers;  // table_barriers.hpp
 
 template <class K, class V, class Hash, class Eq>
 class table_engine {
@@ -807,7 +808,13 @@ class table_engine {
     return *static_cast<queue_type*>(s.producers[o]);
   }
 
+  // Posts call `c` to owners 0..parts-1. A call of one part that nobody may cancel (no
+  // claim: no deadline, not detached) goes through post_single and may combine.
   void post_parts(cache_slot& s, call_t& c, int parts) {
+    if (parts == 1 && c.claim == nullptr) {
+      post_single(s, c, 0);
+      return;
+    }
     int posted = 0;
     try {
       for (; posted < parts; ++posted) {
@@ -936,161 +943,15 @@ class table_engine {
     cache_slot& s = my_slot();
     call_t c;
     begin_call<owner>(c, rec, static_cast<int>(owner_count));
-    if (owner_count == 1) {
-      post_single(s, c, 0);
-    } else {
-      post_parts(s, c, static_cast<int>(owner_count));
-    }
+    post_parts(s, c, static_cast<int>(owner_count));
     await(c);
     forget_dirty_owners(rec);
     if (auto err = s.take_cast_error(rec.generation)) std::rethrow_exception(err);
   }
 
-  // Runs body(coordinator) -> R with every owner stopped at a barrier (one owner: on it),
-  // then publishes what it wrote, across owners, as one batch. With a deadline: cancelled
-  // with timeout_error if no owner has started it by then.
-  template <class R, class Body>
-  R run_barrier(Body& body, std::optional<std::chrono::steady_clock::time_point> deadline,
-                const char* what) {
-    static_assert(!std::is_reference_v<R>, "a barrier operation returns by value");
-    check_may_call(what);
-    cache_slot& slot = my_slot();
-    thread_record& rec = current_record();
-    linger_count::scope stay(lingering, owner_count > 1);
-    struct barrier_call : call_t {
-      Body* body;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
-      std::atomic<std::uint32_t> arrived{0};
-      std::atomic<std::uint32_t> released{0};
-      std::uint32_t owner_count = 1;
-    };
-    const int parts = static_cast<int>(owner_count);
-    barrier_call local;
-    barrier_call* call = deadline ? new_timed_call<barrier_call>(parts) : &local;
-    std::optional<claim_ref> timed;
-    if (deadline) timed.emplace(call->claim);
-    barrier_call& c = *call;
-    c.body = &body;
-    c.owner_count = owner_count;
-    c.run = [](call_t& base, owner& o) {
-      auto& self = static_cast<barrier_call&>(base);
-      table_engine& en = *o.engine;
-      if (self.owner_count > 1) {
-        // Publish what came before, ready the idle copies, then meet the other owners.
-        en.publish_and_reply(o);
-        en.ensure_idle_ready(o);
-        // acq_rel: releases this owner's state to the coordinator; the last arrival
-        // acquires every other owner's (all RMWs on one atomic form a release sequence).
-        if (self.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 != self.owner_count) {
-          wait_for_change(self.released, 0);  // acquire: the coordinator's writes
-          return;
-        }
-      } else {
-        en.ensure_idle_ready(o);
-      }
-      try {
-        if constexpr (std::is_void_v<R>) {
-          (*self.body)(o);
-        } else {
-          self.result.emplace((*self.body)(o));
-        }
-      } catch (...) {
-        self.error = std::current_exception();
-      }
-      if (self.owner_count > 1) {
-        en.publish_all();
-        // release: the other owners read their updated state after waking.
-        self.released.store(1, std::memory_order_release);
-        self.released.notify_all();
-      }
-    };
-    begin_call<owner>(c, rec, parts);
-    if (parts == 1) {
-      if (deadline) {
-        post_parts(slot, c, 1);
-      } else {
-        post_single(slot, c, 0);
-      }
-    } else {
-      std::lock_guard lock(cross_post_mutex);
-      c.barrier_order = ++barrier_orders;
-      post_parts(slot, c, parts);
-    }
-    if (deadline) {
-      await_until(c, *deadline);
-    } else {
-      await(c);
-    }
-    if (parts > 1) forget_dirty_owners(rec);
-    if constexpr (!std::is_void_v<R>) return std::move(*c.result);
-  }
-
-  // As run_barrier, but nobody waits: posted after this thread's earlier casts, applied
-  // later (clear()). Errors inside are lost (the body must not throw).
-  template <class Body>
-  void post_barrier(Body body) {
-    check_may_call("clear");
-    cache_slot& slot = my_slot();
-    struct barrier_call : call_t {
-      Body body;
-      std::atomic<std::uint32_t> arrived{0};
-      std::atomic<std::uint32_t> released{0};
-      std::uint32_t owner_count = 1;
-    };
-    const int parts = static_cast<int>(owner_count);
-    barrier_call* c = new_detached_call<barrier_call>(parts);
-    c->body = std::move(body);
-    c->owner_count = owner_count;
-    c->run = [](call_t& base, owner& o) {
-      auto& self = static_cast<barrier_call&>(base);
-      table_engine& en = *o.engine;
-      if (self.owner_count > 1) {
-        en.publish_and_reply(o);
-        en.ensure_idle_ready(o);
-        // acq_rel: as in run_barrier.
-        if (self.arrived.fetch_add(1, std::memory_order_acq_rel) + 1 != self.owner_count) {
-          wait_for_change(self.released, 0);
-          return;
-        }
-      }
-      self.body(o);
-      if (self.owner_count > 1) {
-        en.publish_all();
-        // release: as in run_barrier.
-        self.released.store(1, std::memory_order_release);
-        self.released.notify_all();
-      }
-    };
-    std::lock_guard lock(cross_post_mutex);
-    if (parts > 1) c->barrier_order = ++barrier_orders;
-    int posted = 0;
-    try {
-      for (; posted < parts; ++posted) {
-        const auto o = static_cast<std::uint32_t>(posted);
-        owners[o]->thread.box().push_call(queue(slot, o), message{c, nullptr, 0});
-      }
-    } catch (...) {
-      // Only the first post can fail (mailboxes close in order, owner 0 first), so no part
-      // is left waiting at the barrier; the unposted parts' references go.
-      for (int i = posted; i < parts; ++i) c->claim->release();
-      throw;
-    }
-  }
-
-  // The coordinator, at a barrier: publishes every owner's writes as one batch.
-  void publish_all() noexcept {
-    std::uint64_t mask = 0;
-    std::vector<owner*> all;
-    must_succeed([&] { all.reserve(owners.size()); }, "listing owners");
-    for (auto& o : owners) {
-      all.push_back(o.get());
-      if (o->dirty) mask |= std::uint64_t{1} << o->index;
-    }
-    publish(mask, all.data(), all.size());
-  }
-
  private:
   friend struct table_writes<table_engine>;
+  friend struct table_barriers<table_engine>;
 
   // ---- state -----------------------------------------------------------------------------
   // Read-side fields first, together: a get touches only this line, its shard's owner byte

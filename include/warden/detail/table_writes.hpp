@@ -23,6 +23,7 @@
 #include "warden/change_feed.hpp"
 #include "warden/detail/cache_calls.hpp"
 #include "warden/detail/dump_format.hpp"
+#include "warden/detail/table_barriers.hpp"
 #include "warden/detail/thread_state.hpp"
 #include "warden/error.hpp"
 
@@ -37,6 +38,7 @@ struct table_writes {
   using tx_type = typename engine::tx_type;
   using K = typename engine::key_type;
   using V = typename engine::mapped_type;
+  using barriers = table_barriers<Engine>;
 
   template <class Op>
   static bool cast(engine& e, std::size_t h, Op&& op, bool try_only) {
@@ -73,7 +75,7 @@ struct table_writes {
   }
 
   static void clear(engine& e) {
-    e.post_barrier([](owner& o) {
+    barriers::post(e, [](owner& o) {
       engine& en = *o.engine;
       for (auto& each : en.owners) {
         store st{en, *each};
@@ -99,7 +101,7 @@ struct table_writes {
       }
       return n;
     };
-    return e.template run_barrier<std::size_t>(body, std::nullopt, "erase_if");
+    return barriers::template run<std::size_t>(e, body, std::nullopt, "erase_if");
   }
 
   template <class F>
@@ -112,7 +114,7 @@ struct table_writes {
         transaction_commit(e, [&](auto&& add) { add_staged_writes<K, V>(tx, e.hasher, add); });
       });
     };
-    return e.template run_barrier<R>(body, deadline, "transact");
+    return barriers::template run<R>(e, body, deadline, "transact");
   }
 
   template <class Entries>
@@ -120,7 +122,7 @@ struct table_writes {
     auto body = [&](owner&) {
       transaction_commit(e, [&](auto&& add) { add_dumped_writes<K, V>(entries, e.hasher, add); });
     };
-    e.template run_barrier<void>(body, std::nullopt, "restore");
+    barriers::template run<void>(e, body, std::nullopt, "restore");
   }
 
   template <class F>
