@@ -2,7 +2,7 @@
 // erase_if, restore, clear), then publishes what it wrote across owners as one batch.
 //
 // Invariants
-//  - Every part of a barrier meets the others in a barrier_meeting: each owner first
+//  - Every part of a barrier meets the others in a `meeting`: each owner first
 //    publishes its pending batch and readies its idle copies, then arrives; the last to
 //    arrive coordinates (runs the body over every owner's state, publishes every touched
 //    owner with one flip) and only then releases the others. With one owner the meeting is
