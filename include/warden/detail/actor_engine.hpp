@@ -482,7 +482,7 @@ class actor_engine {
     }
     struct fn_call : call_t {
       std::remove_reference_t<Fn>* fn;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+      call_result<R> result{};
     };
     fn_call local;
     fn_call* timed_call = deadline ? new_timed_call<fn_call>(1) : &local;
@@ -492,15 +492,8 @@ class actor_engine {
     c.fn = &fn;
     c.run = [](call_t& base, actor_engine& en) {
       auto& self = static_cast<fn_call&>(base);
-      try {
-        if constexpr (std::is_void_v<R>) {
-          std::invoke(*self.fn, en);
-        } else {
-          self.result.emplace(std::invoke(*self.fn, en));
-        }
-      } catch (...) {
-        self.error = std::current_exception();
-      }
+      run_into<R>(self.result, self.error,
+                  [&]() -> decltype(auto) { return std::invoke(*self.fn, en); });
     };
     begin_call<actor_engine>(c, rec, 1);
     bool parked = false;

@@ -15,7 +15,10 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <thread>
+#include <type_traits>
+#include <utility>
 
 #include "warden/detail/sync.hpp"
 #include "warden/detail/thread_state.hpp"
@@ -71,6 +74,26 @@ struct call {
   // whatever order the owners find them in their producers' queues; 0: not such a call.
   std::uint64_t barrier_order = 0;
 };
+
+// Where a call keeps what its function returned: nothing for void (a placeholder), else the
+// value.
+template <class R>
+using call_result = std::conditional_t<std::is_void_v<R>, bool, std::optional<R>>;
+
+// Runs f() on an owner, keeping what it returned in `result` or what it threw in `error`: an
+// exception from user code reaches the caller, never the owner.
+template <class R, class F>
+void run_into(call_result<R>& result, std::exception_ptr& error, F&& f) noexcept {
+  try {
+    if constexpr (std::is_void_v<R>) {
+      std::forward<F>(f)();
+    } else {
+      result.emplace(std::forward<F>(f)());
+    }
+  } catch (...) {
+    error = std::current_exception();
+  }
+}
 
 // Allocates a call with a deadline; its claim holds a reference for the caller (release it
 // with claim_ref) and one for each of `parts` owner parts.

@@ -16,7 +16,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <exception>
 #include <mutex>
 #include <optional>
 #include <type_traits>
@@ -78,7 +77,7 @@ struct table_barriers {
     linger_count::scope stay(e.lingering, e.owner_count > 1);
     struct barrier_call : call_t, meeting {
       Body* body;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+      call_result<R> result{};
     };
     const int parts = static_cast<int>(e.owner_count);
     barrier_call local;
@@ -91,15 +90,7 @@ struct table_barriers {
     c.run = [](call_t& base, owner& o) {
       auto& self = static_cast<barrier_call&>(base);
       if (!self.arrive(o)) return;
-      try {
-        if constexpr (std::is_void_v<R>) {
-          (*self.body)(o);
-        } else {
-          self.result.emplace((*self.body)(o));
-        }
-      } catch (...) {
-        self.error = std::current_exception();
-      }
+      run_into<R>(self.result, self.error, [&]() -> decltype(auto) { return (*self.body)(o); });
       self.release(o);
     };
     begin_call<owner>(c, rec, parts);

@@ -888,21 +888,13 @@ class table_engine {
     flush_other_dirty_owners(slot, rec, target);
     struct fn_call : call_t {
       std::remove_reference_t<Fn>* fn;
-      std::conditional_t<std::is_void_v<R>, bool, std::optional<R>> result{};
+      call_result<R> result{};
     };
     fn_call c;
     c.fn = &fn;
     c.run = [](call_t& base, owner& o) {
       auto& self = static_cast<fn_call&>(base);
-      try {
-        if constexpr (std::is_void_v<R>) {
-          (*self.fn)(o);
-        } else {
-          self.result.emplace((*self.fn)(o));
-        }
-      } catch (...) {
-        self.error = std::current_exception();
-      }
+      run_into<R>(self.result, self.error, [&]() -> decltype(auto) { return (*self.fn)(o); });
     };
     post_one(slot, rec, c, target);
     if constexpr (!std::is_void_v<R>) return std::move(*c.result);
