@@ -111,54 +111,45 @@ class actor {
 
   // ---- reads: calls too, that is the actor's shape. Hash runs here, in the caller ---------
   std::optional<V> get(const K& key) const {
-    return counted_read(
-        key, [](const entry& p) { return std::optional<V>(p.value); }, std::optional<V>());
+    return counted_read(key, [](const entry& p) { return p.value; });
   }
   bool contains(const K& key) const {
-    return counted_read(key, [](const entry&) { return true; }, false);
+    return counted_read(key, [](const entry&) { return true; }).has_value();
   }
   std::optional<versioned<V>> get_versioned(const K& key) const {
-    return counted_read(
-        key,
-        [](const entry& p) {
-          return std::optional<versioned<V>>(versioned<V>{p.value, p.version});
-        },
-        std::optional<versioned<V>>());
+    return counted_read(key, [](const entry& p) { return versioned<V>{p.value, p.version}; });
   }
   // Runs fn(const V&) on the actor's thread, on the value in place; whether it was present.
   template <class F>
     requires std::invocable<F&, const V&>
   bool visit(const K& key, F&& fn) const {
-    return counted_read(
-        key,
-        [&](const entry& p) {
-          std::invoke(fn, static_cast<const V&>(p.value));
-          return true;
-        },
-        false);
+    return counted_read(key,
+                        [&](const entry& p) {
+                          std::invoke(fn, static_cast<const V&>(p.value));
+                          return true;
+                        })
+        .has_value();
   }
   // Reads by a lookup key (as table::get(const Q&)), with no temporary K.
   template <class Q>
     requires detail::lookup_key_for<K, Hash, Eq, Q>
   std::optional<V> get(const Q& key) const {
-    return counted_read(
-        key, [](const entry& p) { return std::optional<V>(p.value); }, std::optional<V>());
+    return counted_read(key, [](const entry& p) { return p.value; });
   }
   template <class Q>
     requires detail::lookup_key_for<K, Hash, Eq, Q>
   bool contains(const Q& key) const {
-    return counted_read(key, [](const entry&) { return true; }, false);
+    return counted_read(key, [](const entry&) { return true; }).has_value();
   }
   template <class Q, class F>
     requires detail::lookup_key_for<K, Hash, Eq, Q> && std::invocable<F&, const V&>
   bool visit(const Q& key, F&& fn) const {
-    return counted_read(
-        key,
-        [&](const entry& p) {
-          std::invoke(fn, static_cast<const V&>(p.value));
-          return true;
-        },
-        false);
+    return counted_read(key,
+                        [&](const entry& p) {
+                          std::invoke(fn, static_cast<const V&>(p.value));
+                          return true;
+                        })
+        .has_value();
   }
 
   // Entries held now (expired ones the actor has not removed yet included).
@@ -305,11 +296,11 @@ class actor {
         h, [&](auto& s, auto& st, auto&) -> R { return body(s, st, h); }, "");
   }
 
-  // A read on the owner: on_hit(entry) -> R for a live entry, else `miss`.
-  template <class Q, class OnHit, class R>
-  R counted_read(const Q& key, OnHit on_hit, R miss) const {
+  // A read on the owner: on_hit(entry) for a live entry, else nullopt.
+  template <class Q, class OnHit>
+  auto counted_read(const Q& key, OnHit on_hit) const {
     engine& e = checked();
-    return e.counted_read(key, e.hash(key), on_hit, std::move(miss));
+    return e.counted_read(key, e.hash(key), on_hit);
   }
 
   bool cast_put(K&& key, V&& value, std::int64_t ttl, bool try_only) {

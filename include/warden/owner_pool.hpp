@@ -197,9 +197,10 @@ class owner_pool {
       }
     }
     idle_.notify_all();  // a detach() may wait for this task
-    // A cycle run off the pool (run_here) that set the earliest timer: the pool's threads
-    // sleep until a later one, or with none; one of them must wait for this one instead.
-    if (queued || (new_first_timer && !is_pool_thread())) ready_.notify_one();
+    // A new earliest timer: the pool's idle threads sleep until a later one, or with none,
+    // and the thread that ran this cycle may go on to a long one of another task; one of
+    // them must wait for this timer instead.
+    if (queued || new_first_timer) ready_.notify_one();
   }
 
   // Forgets `t`'s timed wake-up, if any (with the mutex held).

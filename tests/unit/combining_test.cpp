@@ -124,5 +124,36 @@ TYPED_TEST(Combining, SparseCallsFromManyThreadsLoseNothing) {
   for (int t = 0; t < kThreads; ++t) EXPECT_EQ(c.get(1000 + static_cast<u64>(t)), rounds - 1);
 }
 
+// An actor promises that calls in flight complete when its destruction begins. A call that
+// finds its owner parked touches the actor after its reply may be on its way (it runs the
+// owner's cycle, or wakes it), so destruction must wait for it to leave (linger_count).
+template <class Maker>
+class ActorCombining : public CacheContract<Maker> {};
+using actor_backends = ::testing::Types<actor_default, actor_pooled>;
+TYPED_TEST_SUITE(ActorCombining, actor_backends, backend_names);
+
+TYPED_TEST(ActorCombining, DestructionWaitsForACallInFlight) {
+  const int rounds = scaled(20);
+  for (int round = 0; round < rounds; ++round) {
+    auto c = std::make_optional(TestFixture::template make<u64, i64>());
+    c->put(1, 0);
+    c->flush();
+    std::this_thread::sleep_for(5ms);  // the owner parks
+    std::atomic<bool> running{false};
+    std::optional<i64> seen;
+    std::thread caller([&, &cache = *c] {
+      seen = cache.update(1, [&](const std::optional<i64>& v) -> std::optional<i64> {
+        running.store(true);
+        std::this_thread::sleep_for(1ms);
+        return v.value_or(0) + 1;
+      });
+    });
+    while (!running.load()) std::this_thread::yield();
+    c.reset();  // the call is still running
+    caller.join();
+    EXPECT_EQ(seen, std::optional<i64>(1)) << "round " << round;
+  }
+}
+
 }  // namespace
 }  // namespace warden_test

@@ -373,17 +373,20 @@ class actor_engine {
     return true;
   }
 
-  // A read on the actor's thread: on_hit(entry) -> R for a live entry, else `miss`; counts
-  // the caller's stats.
-  template <class Q, class OnHit, class R>
-  R counted_read(const Q& key, std::size_t h, OnHit& on_hit, R miss) {
+  // A read on the actor's thread: on_hit(entry) for a live entry, else nullopt; counts the
+  // caller's stats.
+  template <class Q, class OnHit>
+  std::optional<std::invoke_result_t<OnHit&, const entry&>> counted_read(const Q& key,
+                                                                         std::size_t h,
+                                                                         OnHit& on_hit) {
+    using R = std::invoke_result_t<OnHit&, const entry&>;
     std::optional<R> out = run_on_owner([&](actor_engine& e) -> std::optional<R> {
       const entry* p = e.read(key, h);
       if (p == nullptr) return std::nullopt;
       return std::optional<R>(on_hit(*p));
     });
     if (record_stats) cache_slot::bump(out ? my_slot().hits : my_slot().misses);
-    return out ? std::move(*out) : std::move(miss);
+    return out;
   }
 
   std::size_t size() {
@@ -480,6 +483,10 @@ class actor_engine {
     if (change_feed->bounded() && change_feed->on_notifier_thread()) {
       throw reentrancy_error("a call from a subscriber of an actor with a bounded change feed");
     }
+    // After the push this thread may still touch the actor when its reply is already on the
+    // way (running the parked owner's cycle, or waking it): counted, so that a destruction
+    // that begins meanwhile waits for it (calls in flight complete).
+    linger_count::scope stay(lingering, true);
     struct fn_call : call_t {
       std::remove_reference_t<Fn>* fn;
       call_result<R> result{};
@@ -557,7 +564,7 @@ class actor_engine {
   std::vector<undo_entry> undo;
   std::vector<std::shared_ptr<load_state<V>>> load_wakes;
   std::shared_ptr<feed_type> change_feed;
-  linger_count lingering;        // flush() callers, who read their slot after the reply
+  linger_count lingering;        // callers that may touch the engine after their reply
   owner_thread<message> thread;  // last: started after everything it uses exists
 };
 

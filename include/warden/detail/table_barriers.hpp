@@ -74,7 +74,7 @@ struct table_barriers {
     e.check_may_call(what);
     cache_slot& slot = e.my_slot();
     thread_record& rec = current_record();
-    linger_count::scope stay(e.lingering, e.owner_count > 1);
+    linger_count::scope stay(e.lingering, true);  // see table_engine's `lingering`
     struct barrier_call : call_t, meeting {
       Body* body;
       call_result<R> result{};

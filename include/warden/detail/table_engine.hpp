@@ -884,7 +884,7 @@ class table_engine {
     check_may_call(what);
     cache_slot& slot = my_slot();
     thread_record& rec = current_record();
-    linger_count::scope stay(lingering, owner_count > 1);
+    linger_count::scope stay(lingering, true);  // see `lingering`
     flush_other_dirty_owners(slot, rec, target);
     struct fn_call : call_t {
       std::remove_reference_t<Fn>* fn;
@@ -969,7 +969,8 @@ class table_engine {
   std::uint64_t barrier_orders = 0;  // guarded by cross_post_mutex
   std::shared_ptr<feed_type> change_feed;
   std::atomic<const cache_slot*> destroying_slot{nullptr};
-  // Callers that use the engine after a reply (a second post, dirty-owner bookkeeping).
+  // Callers that may use the engine after a reply: a second post, dirty-owner bookkeeping,
+  // cast errors, and a call that runs its parked owner's cycle (post_single) or wakes it.
   linger_count lingering;
 
   static constexpr std::size_t kLogKeepCapacity = 4096;  // give a burst's log memory back
